@@ -1,0 +1,287 @@
+// Package config loads Gyre's configuration in one order: defaults, then a
+// strict YAML file (unknown keys are errors, ${ENV} expanded), then GYRE_*
+// environment variables, then flags, then Validate().
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of a gyre process. Fields tagged
+// secret:"true" are masked by Print.
+type Config struct {
+	Targets  []string `yaml:"targets"`
+	GRPCAddr string   `yaml:"grpcAddr"`
+	HTTPAddr string   `yaml:"httpAddr"`
+	// ShutdownTimeout bounds the drain on SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+
+	Database Database  `yaml:"database"`
+	NATS     NATS      `yaml:"nats"`
+	S3       S3        `yaml:"s3"`
+	Log      Log       `yaml:"log"`
+	Tracing  Tracing   `yaml:"tracing"`
+	Services Endpoints `yaml:"services"`
+}
+
+type Database struct {
+	URL      string `yaml:"url" secret:"true"`
+	MaxConns int32  `yaml:"maxConns"`
+}
+
+type NATS struct {
+	URL string `yaml:"url"`
+}
+
+type S3 struct {
+	Endpoint  string `yaml:"endpoint"`
+	AccessKey string `yaml:"accessKey"`
+	SecretKey string `yaml:"secretKey" secret:"true"`
+	Bucket    string `yaml:"bucket"`
+	Region    string `yaml:"region"`
+	Secure    bool   `yaml:"secure"`
+}
+
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+type Tracing struct {
+	// OTLPEndpoint (host:port, OTLP/gRPC); empty disables export, context still propagates.
+	OTLPEndpoint string  `yaml:"otlpEndpoint"`
+	SampleRatio  float64 `yaml:"sampleRatio"`
+}
+
+// Endpoints are the gRPC addresses of services this process does not run itself.
+type Endpoints struct {
+	Registry string `yaml:"registry"`
+}
+
+// Default is the configuration before any file, env or flag.
+func Default() Config {
+	return Config{
+		Targets:         []string{"all"},
+		GRPCAddr:        "127.0.0.1:9090",
+		HTTPAddr:        "127.0.0.1:8080",
+		ShutdownTimeout: 30 * time.Second,
+		Database:        Database{MaxConns: 10},
+		NATS:            NATS{URL: "nats://127.0.0.1:4222"},
+		S3:              S3{Bucket: "gyre", Region: "us-east-1"},
+		Log:             Log{Level: "info", Format: "json"},
+		Tracing:         Tracing{SampleRatio: 1},
+	}
+}
+
+// LoadFile merges a YAML file into c. Unknown keys are errors; ${VAR} is expanded
+// from the environment (an unset variable is an error, so typos don't become "").
+func (c *Config) LoadFile(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	var missing []string
+	expanded := os.Expand(string(raw), func(name string) string {
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return fmt.Errorf("config %s: environment variables not set: %s", path, strings.Join(missing, ", "))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(expanded)))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadEnv applies GYRE_* variables: each field's YAML path in upper snake case,
+// e.g. database.url -> GYRE_DATABASE_URL, s3.secretKey -> GYRE_S3_SECRET_KEY.
+func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
+	var errs []error
+	walk(reflect.ValueOf(c).Elem(), "GYRE", func(name string, v reflect.Value, _ reflect.StructField) {
+		raw, ok := lookup(name)
+		if !ok {
+			return
+		}
+		if err := setString(v, raw); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// EnvNames lists every variable LoadEnv reads, for help texts.
+func EnvNames() []string {
+	var names []string
+	c := Default()
+	walk(reflect.ValueOf(&c).Elem(), "GYRE", func(name string, _ reflect.Value, _ reflect.StructField) {
+		names = append(names, name)
+	})
+	return names
+}
+
+// Validate reports every problem, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Targets) == 0 {
+		errs = append(errs, errors.New("targets: at least one target is required"))
+	}
+	for _, a := range []struct{ key, addr string }{{"grpcAddr", c.GRPCAddr}, {"httpAddr", c.HTTPAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not host:port", a.key, a.addr))
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdownTimeout: must be positive"))
+	}
+	if c.Database.URL == "" {
+		errs = append(errs, errors.New("database.url: required (GYRE_DATABASE_URL)"))
+	} else if u, err := url.Parse(c.Database.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		errs = append(errs, errors.New("database.url: must be a postgres:// URL"))
+	}
+	if c.Database.MaxConns < 1 {
+		errs = append(errs, errors.New("database.maxConns: must be at least 1"))
+	}
+	if !strings.HasPrefix(c.NATS.URL, "nats://") && !strings.HasPrefix(c.NATS.URL, "tls://") {
+		errs = append(errs, fmt.Errorf("nats.url: %q must start with nats:// or tls://", c.NATS.URL))
+	}
+	if c.S3.Endpoint == "" {
+		errs = append(errs, errors.New("s3.endpoint: required (GYRE_S3_ENDPOINT)"))
+	}
+	if c.S3.Bucket == "" {
+		errs = append(errs, errors.New("s3.bucket: required"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not one of json, text", c.Log.Format))
+	}
+	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
+		errs = append(errs, errors.New("tracing.sampleRatio: must be within [0, 1]"))
+	}
+	return errors.Join(errs...)
+}
+
+// Print renders the effective configuration as YAML with secrets masked.
+func (c Config) Print() string {
+	masked := c
+	walk(reflect.ValueOf(&masked).Elem(), "", func(_ string, v reflect.Value, f reflect.StructField) {
+		if f.Tag.Get("secret") == "true" && v.String() != "" {
+			v.SetString(maskSecret(v.String()))
+		}
+	})
+	out, err := yaml.Marshal(masked)
+	if err != nil {
+		return fmt.Sprintf("# cannot render config: %v\n", err)
+	}
+	return string(out)
+}
+
+// maskSecret keeps a URL's shape (so the host is still visible) but hides its password.
+func maskSecret(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		return u.Redacted()
+	}
+	return "*****"
+}
+
+// walk calls fn for every leaf field with its env-style name.
+func walk(v reflect.Value, prefix string, fn func(name string, v reflect.Value, f reflect.StructField)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := f.Tag.Get("yaml")
+		if key == "" || key == "-" {
+			continue
+		}
+		name := prefix + "_" + upperSnake(key)
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			walk(fv, name, fn)
+			continue
+		}
+		fn(name, fv, f)
+	}
+}
+
+func upperSnake(camel string) string {
+	var b strings.Builder
+	for i, r := range camel {
+		if r >= 'A' && r <= 'Z' && i > 0 {
+			b.WriteByte('_')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToUpper(b.String())
+}
+
+func setString(v reflect.Value, raw string) error {
+	switch v.Interface().(type) {
+	case time.Duration:
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	case []string:
+		var parts []string
+		for p := range strings.SplitSeq(raw, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		v.Set(reflect.ValueOf(parts))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(raw)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}
