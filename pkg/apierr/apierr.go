@@ -33,8 +33,10 @@ func newf(code codes.Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-func NotFound(format string, args ...any) error      { return newf(codes.NotFound, format, args...) }
-func AlreadyExists(format string, args ...any) error { return newf(codes.AlreadyExists, format, args...) }
+func NotFound(format string, args ...any) error { return newf(codes.NotFound, format, args...) }
+func AlreadyExists(format string, args ...any) error {
+	return newf(codes.AlreadyExists, format, args...)
+}
 
 // Conflict is a lost optimistic-concurrency race (etag mismatch).
 func Conflict(format string, args ...any) error { return newf(codes.Aborted, format, args...) }

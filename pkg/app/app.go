@@ -20,6 +20,13 @@ type Service interface {
 	Stop(ctx context.Context) error
 }
 
+// Drainer is a Service that takes traffic (a server): on shutdown every
+// Drainer is drained first, before any module stops, so in-flight requests
+// finish while the pools and connections they use are still open.
+type Drainer interface {
+	Drain(ctx context.Context) error
+}
+
 // Module is one entry of the module table.
 type Module struct {
 	Name string
@@ -132,15 +139,26 @@ func (m *Manager) Start(ctx context.Context, targets []string) error {
 	return nil
 }
 
-// Stop stops every running module in reverse order within ctx's deadline.
+// Stop drains the modules that take traffic, then stops every running module
+// in reverse order, all within ctx's deadline.
 func (m *Manager) Stop(ctx context.Context) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(30 * time.Second)
 	}
-	err := m.stopAll(ctx, m.running, deadline)
+	var errs []error
+	for _, s := range m.running {
+		if d, ok := s.svc.(Drainer); ok {
+			dctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+			if err := d.Drain(dctx); err != nil {
+				errs = append(errs, fmt.Errorf("drain %s: %w", s.name, err))
+			}
+			cancel()
+		}
+	}
+	errs = append(errs, m.stopAll(ctx, m.running, deadline))
 	m.running = nil
-	return err
+	return errors.Join(errs...)
 }
 
 func (m *Manager) stopAll(ctx context.Context, mods []started, deadline time.Time) error {
