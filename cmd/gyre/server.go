@@ -131,12 +131,16 @@ func newDevCmd() *cobra.Command {
 			return runDev(cmd.Context(), cmd.OutOrStdout(), abs, flags)
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", "", "where the embedded Postgres, NATS and S3 keep their data (default $XDG_STATE_HOME/gyre or ~/.local/state/gyre)")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "where the embedded Postgres, NATS and S3 keep their data (default $XDG_STATE_HOME/gyre or ~/.local/state/gyre; /var/lib/gyre as root)")
 	flags.register(cmd)
 	return cmd
 }
 
 func defaultStateDir() string {
+	// As root, the private Postgres runs as an unprivileged user who cannot enter /root.
+	if os.Geteuid() == 0 {
+		return "/var/lib/gyre"
+	}
 	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "gyre")
 	}

@@ -53,7 +53,7 @@ func under(path string, roots map[string]bool) bool {
 		}
 		cut := strings.LastIndexAny(p, ".[")
 		if cut < 0 {
-			return false
+			return roots[""]
 		}
 		p = p[:cut]
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ func Parse(data []byte) (*Pipeline, error) {
 		return nil, Errors{{Message: err.Error()}}
 	}
 	var p Pipeline
-	d := decoder{budget: maxNodes}
+	d := decoder{budget: maxNodes, lines: map[string]int{"": root.Line}}
 	d.value(root, reflect.ValueOf(&p).Elem(), "")
 	p.SetDefaults()
 
@@ -38,6 +39,8 @@ func Parse(data []byte) (*Pipeline, error) {
 		}
 	}
 	if len(errs) > 0 {
+		// In the order a reader meets them in the file.
+		slices.SortStableFunc(errs, func(a, b FieldError) int { return d.line(a.Path) - d.line(b.Path) })
 		return nil, errs
 	}
 	return &p, nil
@@ -76,6 +79,21 @@ type nodeDecoder interface {
 type decoder struct {
 	errs   Errors
 	budget int
+	lines  map[string]int // path -> line in the document
+}
+
+// line is where path, or the nearest enclosing field written in the document, is.
+func (d *decoder) line(path string) int {
+	for {
+		if l, ok := d.lines[path]; ok {
+			return l
+		}
+		cut := strings.LastIndexAny(path, ".[")
+		if cut < 0 {
+			return d.lines[""]
+		}
+		path = path[:cut]
+	}
 }
 
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
@@ -109,6 +127,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
+			d.lines[index(path, i)] = item.Line
 			d.value(item, s.Index(i), index(path, i))
 		}
 		v.Set(s)
@@ -138,6 +157,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 		}
 		name := key.Value
 		p := child(path, name)
+		d.lines[p] = key.Line
 		if key.Kind != yaml.ScalarNode {
 			d.errs.add(path, "want field names, got %s as a key", describe(key))
 			continue
@@ -169,6 +189,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		p := child(path, key.Value)
+		d.lines[p] = key.Line
 		k := reflect.ValueOf(key.Value)
 		if m.MapIndex(k).IsValid() {
 			d.errs.add(p, "duplicate key")
@@ -214,6 +235,8 @@ func (d *decoder) any(n *yaml.Node, path string) any {
 	return nil
 }
 
+// scalar decodes into a string, bool, integer or float field. It converts
+// by itself because yaml.v3 silently truncates 2.5 into an int.
 func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 	var want string
 	switch v.Kind() {
@@ -221,24 +244,73 @@ func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 		want = "a string"
 	case reflect.Bool:
 		want = "true or false"
-	case reflect.Int, reflect.Int32, reflect.Int64:
+	case reflect.Int, reflect.Int64:
 		want = "an integer"
 	case reflect.Float64:
 		want = "a number"
 	default:
 		panic(fmt.Sprintf("pipeline: no YAML decoding for %s", v.Type()))
 	}
-	if n.Kind != yaml.ScalarNode {
+	var x any
+	if n.Kind != yaml.ScalarNode || n.Decode(&x) != nil {
 		d.errs.add(path, "want %s, got %s", want, describe(n))
 		return
 	}
-	if err := n.Decode(v.Addr().Interface()); err != nil {
+	ok := false
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(n.Value)
+		ok = true
+	case reflect.Bool:
+		var b bool
+		if b, ok = x.(bool); ok {
+			v.SetBool(b)
+		}
+	case reflect.Int, reflect.Int64:
+		var i int64
+		if i, ok = asInt(x); ok && !v.OverflowInt(i) {
+			v.SetInt(i)
+		} else {
+			ok = false
+		}
+	case reflect.Float64:
+		var f float64
+		if f, ok = asFloat(x); ok {
+			v.SetFloat(f)
+		}
+	}
+	if !ok {
 		d.errs.add(path, "want %s, got %s", want, describe(n))
-		return
 	}
-	if v.Kind() == reflect.Float64 && (math.IsNaN(v.Float()) || math.IsInf(v.Float(), 0)) {
-		d.errs.add(path, "want a finite number, got %s", describe(n))
+}
+
+func asInt(x any) (int64, bool) {
+	switch x := x.(type) {
+	case int:
+		return int64(x), true
+	case int64:
+		return x, true
+	case uint64:
+		return int64(x), x <= math.MaxInt64
+	case float64:
+		// Whole numbers written as floats (100.0, or JSON that went through a float) are fine.
+		return int64(x), x == math.Trunc(x) && math.Abs(x) < 1<<53
 	}
+	return 0, false
+}
+
+func asFloat(x any) (float64, bool) {
+	switch x := x.(type) {
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case float64:
+		return x, !math.IsNaN(x) && !math.IsInf(x, 0)
+	}
+	return 0, false
 }
 
 func (s *Schema) decodeNode(d *decoder, n *yaml.Node, path string) {

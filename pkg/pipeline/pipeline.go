@@ -82,15 +82,15 @@ const PrimaryMetricAuto = "auto"
 
 // Allowed values of the enumerated fields, in the order error messages list them.
 var (
-	Trainers        = []string{TrainerLogistic, TrainerLinear, TrainerGBDT, TrainerCommand}
-	PrivacyActions  = []string{PrivacyReject, PrivacyRedact, PrivacyPseudonymize}
-	Approvals       = []string{ApprovalAuto, ApprovalManual}
-	Strategies      = []string{StrategyDirect, StrategyCanary, StrategyShadow}
-	Targets         = []string{TargetLocal, TargetKubernetes}
-	DriftMethods    = []string{DriftPSI, DriftKS, DriftWasserstein, DriftChi2, DriftJS}
-	Triggers        = []string{TriggerNewData, TriggerDrift, TriggerPerformance, TriggerSchedule}
-	ColumnTypes     = []string{"int", "float", "string", "bool", "timestamp", "category"}
-	Detectors       = []string{"email", "phone", "credit_card", "ssn", "cpf", "cnpj", "iban", "ip_address", "name_hint"}
+	Trainers          = []string{TrainerLogistic, TrainerLinear, TrainerGBDT, TrainerCommand}
+	PrivacyActions    = []string{PrivacyReject, PrivacyRedact, PrivacyPseudonymize}
+	Approvals         = []string{ApprovalAuto, ApprovalManual}
+	Strategies        = []string{StrategyDirect, StrategyCanary, StrategyShadow}
+	Targets           = []string{TargetLocal, TargetKubernetes}
+	DriftMethods      = []string{DriftPSI, DriftKS, DriftWasserstein, DriftChi2, DriftJS}
+	Triggers          = []string{TriggerNewData, TriggerDrift, TriggerPerformance, TriggerSchedule}
+	ColumnTypes       = []string{"int", "float", "string", "bool", "timestamp", "category"}
+	Detectors         = []string{"email", "phone", "credit_card", "ssn", "cpf", "cnpj", "iban", "ip_address", "name_hint"}
 	ClassifierMetrics = []string{"accuracy", "auc", "f1", "precision", "recall", "log_loss", "error_rate"}
 	RegressionMetrics = []string{"rmse", "mae", "r2"}
 )
