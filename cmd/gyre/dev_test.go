@@ -65,7 +65,7 @@ func TestDevStartsServesStopsAndRestartsOnTheSameState(t *testing.T) {
 		go func() { done <- runDev(ctx, out, state, serverFlags{httpAddr: httpAddr, grpcAddr: freeAddr(t)}) }()
 
 		base := "http://" + httpAddr
-		waitReady(t, base, done, out)
+		waitDevReady(t, base, done, out)
 		if !strings.Contains(out.String(), "Gyre dev is ready") || !strings.Contains(out.String(), base[len("http://"):]) {
 			t.Fatalf("dev did not say where it runs:\n%s", out)
 		}
@@ -103,7 +103,7 @@ func TestDevStartsServesStopsAndRestartsOnTheSameState(t *testing.T) {
 	}
 }
 
-func waitReady(t *testing.T, base string, done chan error, out *syncBuffer) {
+func waitDevReady(t *testing.T, base string, done chan error, out *syncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -116,7 +117,7 @@ func TestModelsAndVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if upd.GetStatus() != registryv1.VersionStatus_VERSION_STATUS_PASSED || upd.GetMetrics()["f1"] != 0.7 || upd.GetMetrics()["auc"] != 0.83 {
+	if upd.GetStatus() != registryv1.VersionStatus_VERSION_STATUS_PASSED || upd.GetMetrics()["f1"] != 0.7 || math.Abs(upd.GetMetrics()["auc"]-0.83) > 1e-9 {
 		t.Fatalf("update = %v", upd)
 	}
 	_, err = c.UpdateModelVersion(ctx, &registryv1.UpdateModelVersionRequest{Model: "credit-risk", Version: 3, Etag: v3.GetEtag(),
@@ -250,7 +251,7 @@ func TestApplyPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.GetSpec().GetFields()["dataset"].GetStringValue() != "customers" {
+	if got.GetSpec().GetFields()["spec"].GetStructValue().GetFields()["dataset"].GetStringValue() != "customers" {
 		t.Fatalf("stored spec = %v", got.GetSpec())
 	}
 	list, err := c.ListPipelines(ctx, &registryv1.ListPipelinesRequest{})

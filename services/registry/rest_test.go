@@ -102,10 +102,13 @@ func TestREST(t *testing.T) {
 	r = call(t, "GET", base+"/v1/nothing-here", "")
 	assertError(t, r, 404, "NOT_FOUND", "")
 
-	for _, path := range []string{"/livez", "/readyz", "/openapi.json"} {
-		if r := call(t, "GET", base+path, ""); r.status != 200 && path != "/livez" {
+	for _, path := range []string{"/readyz", "/openapi.json"} {
+		if r := call(t, "GET", base+path, ""); r.status != 200 {
 			t.Fatalf("%s: %d %v", path, r.status, r.body)
 		}
+	}
+	if live, err := http.Get(base + "/livez"); err != nil || live.StatusCode != 200 {
+		t.Fatalf("livez: %v %v", live, err)
 	}
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {

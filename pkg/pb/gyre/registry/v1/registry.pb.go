@@ -1533,7 +1533,8 @@ type Pipeline struct {
 	Version int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	Model   string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
 	Dataset string                 `protobuf:"bytes,4,opt,name=dataset,proto3" json:"dataset,omitempty"`
-	// The validated spec with every default filled in, as JSON.
+	// The validated Pipeline document (apiVersion, kind, metadata, spec) with
+	// every default filled in.
 	Spec *structpb.Struct `protobuf:"bytes,5,opt,name=spec,proto3" json:"spec,omitempty"`
 	// sha256 of the canonical spec: identical specs share a digest.
 	Digest        string                 `protobuf:"bytes,6,opt,name=digest,proto3" json:"digest,omitempty"`
