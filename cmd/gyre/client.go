@@ -4,6 +4,7 @@ package main
 // talk to a Gyre server over its REST API (pkg/client).
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,7 +92,7 @@ func printError(w io.Writer, server string, err error) {
 	case errors.As(err, &ae):
 		fmt.Fprintln(w, "error:", ae.Summary())
 		for _, f := range ae.Fields {
-			fmt.Fprintf(w, "  %s: %s\n", f.Field, f.Description)
+			fmt.Fprintln(w, "  "+f.String())
 		}
 		if ae.HTTPStatus >= 500 && ae.RequestID != "" {
 			fmt.Fprintf(w, "  (request id %s: the server log has the cause)\n", ae.RequestID)
@@ -107,11 +108,17 @@ func printError(w io.Writer, server string, err error) {
 func (o *clientOptions) emit(w io.Writer, msg proto.Message, table func(w io.Writer) error) error {
 	switch o.output {
 	case "json":
-		raw, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(msg)
+		raw, err := protojson.Marshal(msg)
 		if err != nil {
 			return fmt.Errorf("encode json: %w", err)
 		}
-		_, err = fmt.Fprintf(w, "%s\n", raw)
+		// protojson varies its whitespace on purpose; re-indenting makes the output stable.
+		var out bytes.Buffer
+		if err := json.Indent(&out, raw, "", "  "); err != nil {
+			return fmt.Errorf("indent json: %w", err)
+		}
+		out.WriteByte('\n')
+		_, err = out.WriteTo(w)
 		return err
 	case "yaml":
 		raw, err := toYAML(msg)
@@ -121,12 +128,15 @@ func (o *clientOptions) emit(w io.Writer, msg proto.Message, table func(w io.Wri
 		_, err = w.Write(raw)
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	if err := table(tw); err != nil {
 		return err
 	}
 	return tw.Flush()
 }
+
+// newTable aligns tab-separated cells in columns two spaces apart.
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
 
 func toYAML(msg proto.Message) ([]byte, error) {
 	raw, err := protojson.Marshal(msg)

@@ -26,12 +26,17 @@ func newAliasCmd(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("version %q is not a number", args[2])
 			}
+			// Read first: on a no-op the server's previous_version is the move before this one.
+			before, err := c.GetAlias(cmd.Context(), args[0], args[1])
+			if err != nil && !client.HasCode(err, "NOT_FOUND") {
+				return err
+			}
 			a, err := c.SetAlias(cmd.Context(), &registryv1.SetAliasRequest{Model: args[0], Alias: args[1], Version: version, Reason: reason})
 			if err != nil {
 				return err
 			}
 			return o.emit(cmd.OutOrStdout(), a, func(w io.Writer) error {
-				fmt.Fprintln(w, describeAliasMove(a))
+				fmt.Fprintln(w, describeAliasMove(a, before.GetVersion()))
 				return nil
 			})
 		}),
@@ -61,14 +66,15 @@ func newAliasCmd(o *clientOptions) *cobra.Command {
 	return alias
 }
 
-func describeAliasMove(a *registryv1.Alias) string {
-	switch a.GetPreviousVersion() {
+// describeAliasMove says where an alias went from the version it had before (0: none).
+func describeAliasMove(a *registryv1.Alias, before int64) string {
+	switch before {
 	case 0:
 		return fmt.Sprintf("%s of %s -> version %d (new alias)", a.GetAlias(), a.GetModel(), a.GetVersion())
 	case a.GetVersion():
 		return fmt.Sprintf("%s of %s -> version %d (unchanged)", a.GetAlias(), a.GetModel(), a.GetVersion())
 	}
-	return fmt.Sprintf("%s of %s -> version %d (was %d)", a.GetAlias(), a.GetModel(), a.GetVersion(), a.GetPreviousVersion())
+	return fmt.Sprintf("%s of %s -> version %d (was %d)", a.GetAlias(), a.GetModel(), a.GetVersion(), before)
 }
 
 func printAliasHistory(w io.Writer, changes []*registryv1.AliasChange) {

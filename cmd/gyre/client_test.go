@@ -1,14 +1,207 @@
 package main
 
+// The end-to-end tests need the PostgreSQL server binaries: they run `gyre dev`.
+
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
 
 	"github.com/gyreml/gyre/pkg/client"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 )
+
+// runAsGyre makes the test binary act as the gyre command, so `gyre demo`
+// can start `gyre dev` from os.Executable() as it does in real use.
+const runAsGyre = "GYRE_TEST_RUN_AS_GYRE"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runAsGyre) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runGyre runs one command line in-process and returns its output and exit code.
+func runGyre(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	var exit exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		code = exit.code
+	default:
+		fmt.Fprintln(&errOut, "error:", err)
+		code = 1
+	}
+	return out.String(), errOut.String(), code
+}
+
+// mustGyre runs a command that must succeed.
+func mustGyre(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, code := runGyre(t, "", args...)
+	if code != 0 {
+		t.Fatalf("gyre %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func unsetDatabaseURL(t *testing.T) {
+	t.Setenv("GYRE_DATABASE_URL", "")
+	os.Unsetenv("GYRE_DATABASE_URL")
+}
+
+func TestDemoStartsItsOwnGyreDevWhenNoServerAnswers(t *testing.T) {
+	unsetDatabaseURL(t)
+	t.Setenv(runAsGyre, "1")
+	t.Setenv("TMPDIR", reachableDir(t))
+	out := mustGyre(t, "demo", "--server", "http://"+freeAddr(t))
+
+	for _, want := range []string{
+		"starting a private `gyre dev`",
+		"1) Apply the pipeline", "pipeline demo-credit-risk version 1 created",
+		"2) Register a model version", "registered demo-credit-risk version 1",
+		"3) Move aliases", "staging of demo-credit-risk -> version 2 (was 1)",
+		"4) Lineage of the production version", "dataset:demo-credit-applications@1 (trained)",
+		"5) Check the audit log", "audit log intact",
+		"Done.", "Stopping the demo's gyre dev",
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	url := regexp.MustCompile(`gyre dev is ready at (http://\S+)`).FindStringSubmatch(out)
+	if url == nil {
+		t.Fatalf("demo did not say where its gyre dev ran:\n%s", out)
+	}
+	if _, err := http.Get(url[1] + "/livez"); err == nil {
+		t.Fatal("the demo's gyre dev still serves after the demo")
+	}
+	if left, _ := filepath.Glob(filepath.Join(os.Getenv("TMPDIR"), "gyre-demo-*")); len(left) > 0 {
+		t.Fatalf("demo state left behind: %v", left)
+	}
+}
+
+func TestClientVerbsAgainstGyreDev(t *testing.T) {
+	unsetDatabaseURL(t)
+	httpAddr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	devOut := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- runDev(ctx, devOut, filepath.Join(reachableDir(t), "state"), serverFlags{httpAddr: httpAddr, grpcAddr: freeAddr(t)})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	base := "http://" + httpAddr
+	waitDevReady(t, base, done, devOut)
+	srv := []string{"--server", base}
+	run := func(args ...string) string { return mustGyre(t, append(args, srv...)...) }
+	fails := func(stdin string, args ...string) string {
+		t.Helper()
+		out, errOut, code := runGyre(t, stdin, append(args, srv...)...)
+		if code != 1 {
+			t.Fatalf("gyre %s: exit %d, want 1\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
+		return errOut
+	}
+	matches := func(out, pattern string) {
+		t.Helper()
+		if !regexp.MustCompile(pattern).MatchString(out) {
+			t.Fatalf("output does not match %s:\n%s", pattern, out)
+		}
+	}
+
+	// Twice: the second run finds the pipeline unchanged and registers versions 3 and 4.
+	run("demo")
+	out := run("demo")
+	matches(out, "pipeline demo-credit-risk unchanged \\(version 1\\)")
+	matches(out, "registered demo-credit-risk version 4")
+
+	matches(run("get", "models"), `(?m)^demo-credit-risk\s+4\s+production=v3, staging=v4\s`)
+	matches(run("get", "model", "demo-credit-risk"), `(?m)^production\s+3\s+1\s`)
+
+	var v registryv1.ModelVersion
+	if err := protojson.Unmarshal([]byte(run("get", "version", "demo-credit-risk@production", "-o", "json")), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.GetVersion() != 3 || v.GetLineage().GetDatasetDigest() != newSyntheticData(400, 7).digest || v.GetMetrics()["accuracy"] < 0.75 {
+		t.Fatalf("production version = %v", &v)
+	}
+	matches(run("get", "version", "demo-credit-risk", "4"), `(?m)^Params:\s+\{"learningRate":0.5,"steps":200\}$`)
+
+	asJSON, err := yaml.YAMLToJSON([]byte(run("get", "versions", "demo-credit-risk", "-o", "yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versions registryv1.ListModelVersionsResponse
+	if err := protojson.Unmarshal(asJSON, &versions); err != nil || len(versions.GetVersions()) != 4 {
+		t.Fatalf("versions from yaml: %v %v", err, &versions)
+	}
+	matches(run("get", "pipelines"), `(?m)^demo-credit-risk\s+1\s+demo-credit-risk\s+demo-credit-applications\s`)
+	matches(run("get", "pipeline", "demo-credit-risk"), `(?m)^      trainer: builtin/logistic$`)
+
+	matches(run("alias", "set", "demo-credit-risk", "production", "4", "--reason", "better AUC"), `production of demo-credit-risk -> version 4 \(was 3\)`)
+	matches(run("alias", "set", "demo-credit-risk", "production", "4"), `\(unchanged\)`)
+	matches(run("alias", "history", "demo-credit-risk", "production"), `(?m)^\S+ \S+\s+production\s+3\s+4\s+\S+\s+better AUC$`)
+	matches(run("lineage", "demo-credit-risk@4", "--upstream"), `(?m)^  ├── dataset:demo-credit-applications@1 \(trained\)$`)
+
+	var audit registryv1.ListAuditRecordsResponse
+	if err := protojson.Unmarshal([]byte(run("audit", "list", "--resource", "models/demo-credit-risk/aliases/production", "-o", "json")), &audit); err != nil {
+		t.Fatal(err)
+	}
+	if len(audit.GetRecords()) != 3 {
+		t.Fatalf("production moved 3 times, audit says %v", &audit)
+	}
+	matches(run("audit", "verify"), `audit log intact: \d+ records`)
+
+	// Errors: the server's message, every field problem on its own line, exit 1.
+	errOut := fails("apiVersion: gyre.dev/v1\nkind: Pipeline\nmetadata: {name: Bad_Name}\nspec:\n  training: {trainer: nope}\n", "apply", "-f", "-")
+	matches(errOut, `(?m)^error: invalid pipeline\n  metadata.name: .+\n(  .+\n)*  spec.training.trainer: .+`)
+	matches(fails("", "get", "model", "nope"), `^error: model "nope" not found\n$`)
+	matches(fails("", "alias", "set", "demo-credit-risk", "production", "99"), `no version 99`)
+
+	// A changed audit record breaks the chain, and verify names it.
+	dbURL := regexp.MustCompile(`Postgres\s+(postgres://\S+)`).FindStringSubmatch(devOut.String())
+	if dbURL == nil {
+		t.Fatalf("dev did not print its database:\n%s", devOut)
+	}
+	conn, err := pgx.Connect(context.Background(), dbURL[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `ALTER TABLE registry.audit_log DISABLE TRIGGER audit_log_append_only;
+		UPDATE registry.audit_log SET actor = 'mallory' WHERE seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+	matches(fails("", "audit", "verify"), `audit log BROKEN at record 2: `)
+}
 
 func TestLineagePrintsTreesBothWays(t *testing.T) {
 	lin := &registryv1.Lineage{

@@ -177,7 +177,11 @@ func (d *demo) applyPipeline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.say("model %s exists (latest version %d)", m.GetName(), m.GetLatestVersion())
+	if m.GetLatestVersion() == 0 {
+		d.say("model %s exists, with no versions yet", m.GetName())
+	} else {
+		d.say("model %s exists, latest version %d", m.GetName(), m.GetLatestVersion())
+	}
 	return nil
 }
 
@@ -220,7 +224,7 @@ func (d *demo) trainAndRegister(ctx context.Context, steps int, note string) (*r
 		Lineage: &registryv1.VersionLineage{
 			Dataset: demoDataset, DatasetVersion: 1, DatasetDigest: d.data.digest,
 			Pipeline: p.GetName(), PipelineVersion: p.GetVersion(),
-			Trainer: demoTrainer, CodeRef: "gyre " + version,
+			Trainer: demoTrainer, CodeRef: "gyre-demo/" + version,
 		},
 	})
 	if err != nil {
@@ -228,7 +232,7 @@ func (d *demo) trainAndRegister(ctx context.Context, steps int, note string) (*r
 	}
 	d.say("trained a logistic regression with %d gradient steps: training accuracy %.3f, AUC %.3f, log loss %.3f", steps, acc, auc, loss)
 	d.say("registered %s version %d: %d-byte artifact, sha256 %s", v.GetModel(), v.GetVersion(), len(artifact), short(digest))
-	d.say("(the registry records the artifact's uri %s and digest; uploads arrive with the training stage)", v.GetArtifactUri())
+	d.say("(the registry keeps the artifact's uri and sha256; uploading the file arrives with the training stage)")
 	return v, nil
 }
 
@@ -239,7 +243,7 @@ func (d *demo) moveAliases(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		d.say("%s  (%s)", describeAliasMove(a), reason)
+		d.say("%s  (%s)", describeAliasMove(a, a.GetPreviousVersion()), reason)
 		return nil
 	}
 	if err := move("staging", d.first, "demo: first candidate to staging"); err != nil {
@@ -266,7 +270,8 @@ func (d *demo) moveAliases(ctx context.Context) error {
 		d.say("(%d earlier changes not shown: gyre alias history %s)", len(changes)-shown, model)
 		changes = changes[len(changes)-shown:]
 	}
-	return d.indented(func(w io.Writer) { printAliasHistory(w, changes) })
+	d.indented(func(w io.Writer) { printAliasHistory(w, changes) })
+	return nil
 }
 
 func (d *demo) lineage(ctx context.Context) error {
@@ -281,9 +286,7 @@ func (d *demo) lineage(ctx context.Context) error {
 		return err
 	}
 	d.say("production points to version %d; where it came from:", a.GetVersion())
-	if err := d.indented(func(w io.Writer) { printLineage(w, lin, registryv1.LineageDirection_LINEAGE_DIRECTION_UPSTREAM) }); err != nil {
-		return err
-	}
+	d.indented(func(w io.Writer) { printLineage(w, lin, registryv1.LineageDirection_LINEAGE_DIRECTION_UPSTREAM) })
 	if len(lin.GetEdges()) == 0 {
 		return fmt.Errorf("the registry recorded no lineage for %s", node)
 	}
@@ -296,10 +299,10 @@ func (d *demo) checkAudit(ctx context.Context) error {
 		return err
 	}
 	d.audit = res
-	d.say("%s", auditVerdict(res))
 	if !res.GetOk() {
-		return fmt.Errorf("%s", auditVerdict(res))
+		return errors.New(auditVerdict(res))
 	}
+	d.say("%s", auditVerdict(res))
 	d.say("every change above (apply, register, alias moves) is a hash-chained record: gyre audit list")
 	return nil
 }
@@ -311,7 +314,7 @@ func (d *demo) summary() {
 		state = "created"
 	}
 	fmt.Fprintf(d.out, "\nDone. What the demo did on %s:\n", d.server)
-	_ = d.indented(func(w io.Writer) {
+	d.indented(func(w io.Writer) {
 		field(w, "pipeline", fmt.Sprintf("%s version %d (%s)", p.GetName(), p.GetVersion(), state))
 		field(w, "dataset", fmt.Sprintf("%s@1, sha256 %s", demoDataset, d.data.digest))
 		for _, v := range []*registryv1.ModelVersion{d.first, d.second} {
@@ -329,15 +332,14 @@ func (d *demo) summary() {
 }
 
 // indented writes a table three spaces in, under the stage heading.
-func (d *demo) indented(write func(w io.Writer)) error {
+func (d *demo) indented(write func(w io.Writer)) {
 	var buf bytes.Buffer
-	if err := (&clientOptions{output: "table"}).emit(&buf, nil, func(w io.Writer) error { write(w); return nil }); err != nil {
-		return err
-	}
+	tw := newTable(&buf)
+	write(tw)
+	_ = tw.Flush() // a bytes.Buffer does not fail
 	for line := range strings.Lines(buf.String()) {
 		fmt.Fprint(d.out, "   "+line)
 	}
-	return nil
 }
 
 func round4(f float64) float64 { return math.Round(f*1e4) / 1e4 }

@@ -187,6 +187,7 @@ func (s *Store) upload(ctx context.Context, r io.Reader, size int64, contentType
 		PartSize:    partSize,
 	})
 	if err != nil {
+		// minio-go has aborted a multipart upload; a single PUT may have landed all the same.
 		s.removeTemp(ctx, key)
 		return Object{}, fmt.Errorf("upload: %w", err)
 	}
@@ -220,16 +221,13 @@ func (s *Store) copyWithDigest(ctx context.Context, tmp Object, key, contentType
 	return nil
 }
 
-// removeTemp deletes a temporary object and any unfinished multipart upload to it, even when
-// ctx is done; a failure only leaves garbage under TempPrefix.
+// removeTemp deletes a temporary object, even when ctx is done; a failure only leaves
+// garbage under TempPrefix.
 func (s *Store) removeTemp(ctx context.Context, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	if err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
 		slog.WarnContext(ctx, "remove temporary blob failed", "bucket", s.bucket, "key", key, "err", err)
-	}
-	if err := s.client.RemoveIncompleteUpload(ctx, s.bucket, key); err != nil {
-		slog.WarnContext(ctx, "abort temporary blob upload failed", "bucket", s.bucket, "key", key, "err", err)
 	}
 }
 

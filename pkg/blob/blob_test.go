@@ -292,16 +292,45 @@ func TestStorePutCopiesInPartsBeyondSingleCopyLimit(t *testing.T) {
 	assertNoTemporaryObjects(t, env.store)
 }
 
-func TestStorePutDeclaredSizeMismatch(t *testing.T) {
+// failingReader returns err after n bytes.
+type failingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (f failingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		err = f.err
+	}
+	return n, err
+}
+
+func TestStoreFailedPutLeavesNothing(t *testing.T) {
 	env := newTestEnv(t)
-	_, err := env.store.Put(context.Background(), "short", strings.NewReader("abc"), 10, "")
-	if err == nil {
-		t.Fatal("put of 3 bytes declared as 10 succeeded")
+	ctx := context.Background()
+	broken := errors.New("network gone")
+	for _, tc := range []struct {
+		name string
+		r    io.Reader
+		size int64
+	}{
+		{"shorter than declared", strings.NewReader("abc"), 10},
+		{"reader fails in a later part", failingReader{generated(2, partSize+1000), broken}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := env.store.Put(ctx, "failed", tc.r, tc.size, ""); err == nil {
+				t.Fatal("put succeeded")
+			}
+			if _, err := env.store.Stat(ctx, "failed"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("a failed put left an object behind: %v", err)
+			}
+			assertNoTemporaryObjects(t, env.store)
+			for upload := range env.store.client.ListIncompleteUploads(ctx, testBucket, TempPrefix, true) {
+				t.Errorf("multipart upload left behind: %+v", upload)
+			}
+		})
 	}
-	if _, err := env.store.Stat(context.Background(), "short"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("a failed put left an object behind: %v", err)
-	}
-	assertNoTemporaryObjects(t, env.store)
 }
 
 func TestStorePutLargeStream(t *testing.T) {

@@ -89,9 +89,17 @@ func (e *APIError) Error() string {
 	}
 	problems := make([]string, len(e.Fields))
 	for i, f := range e.Fields {
-		problems[i] = f.Field + ": " + f.Description
+		problems[i] = f.String()
 	}
 	return e.Summary() + ": " + strings.Join(problems, "; ")
+}
+
+// String is "field: description", or the description alone when no field is named.
+func (f FieldViolation) String() string {
+	if f.Field == "" {
+		return f.Description
+	}
+	return f.Field + ": " + f.Description
 }
 
 // Summary is the message without the field problems that servers often
@@ -100,8 +108,7 @@ func (e *APIError) Summary() string {
 	if len(e.Fields) == 0 {
 		return e.Message
 	}
-	first := e.Fields[0].Field + ": "
-	if i := strings.Index(e.Message, first); i >= 0 {
+	if i := strings.Index(e.Message, e.Fields[0].String()); i >= 0 {
 		if s := strings.Trim(e.Message[:i], " :-\n\t"); s != "" {
 			return s
 		}

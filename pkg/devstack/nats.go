@@ -37,18 +37,12 @@ func StartNATS(opts NATSOptions) (*NATS, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("start nats: no store directory")
 	}
-	host := opts.Host
-	if host == "" {
-		host = "127.0.0.1"
-	}
+	host := cmp.Or(opts.Host, "127.0.0.1")
 	port := opts.Port
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
+	logger := cmp.Or(opts.Logger, slog.Default())
 
 	srv, err := server.NewServer(&server.Options{
 		Host:      host,

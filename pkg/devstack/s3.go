@@ -55,7 +55,9 @@ type S3 struct {
 	Endpoint             string
 	AccessKey, SecretKey string
 
-	srv *http.Server
+	srv    *http.Server
+	ln     net.Listener
+	served chan struct{} // closed when Serve has returned
 }
 
 // StartS3 starts the server and returns once it accepts connections. Objects written before
@@ -104,8 +106,11 @@ func StartS3(opts S3Options) (*S3, error) {
 			ReadHeaderTimeout: time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
+		ln:     ln,
+		served: make(chan struct{}),
 	}
 	go func() {
+		defer close(s.served)
 		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("s3 server stopped", "endpoint", s.Endpoint, "err", err)
 		}
@@ -118,6 +123,9 @@ func (s *S3) Stop(ctx context.Context) error {
 	if err := s.srv.Shutdown(ctx); err != nil {
 		return fmt.Errorf("stop s3 %s: %w", s.Endpoint, err)
 	}
+	// Shutdown closes only the listeners that Serve has begun to use, and Serve may not have begun.
+	_ = s.ln.Close()
+	<-s.served
 	return nil
 }
 
@@ -157,7 +165,7 @@ func s3Handler(next http.Handler, backend *fsBackend, accessKey string) http.Han
 	})
 }
 
-// serveUploadPart stores the part that a request names (not the body it carries).
+// serveUploadPart stores part under the upload and part number that the request names.
 func (b *fsBackend) serveUploadPart(w http.ResponseWriter, r *http.Request, size int64, part io.Reader) (etag string, ok bool) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	q := r.URL.Query()

@@ -377,7 +377,7 @@ func getString(t *testing.T, client *minio.Client, key string) string {
 	return string(body)
 }
 
-func TestAWSChunkedReader(t *testing.T) {
+func TestS3AWSChunkedReader(t *testing.T) {
 	sig := ";chunk-signature=" + strings.Repeat("0", 64)
 	for _, tc := range []struct {
 		name    string

@@ -165,7 +165,7 @@ func eventFromMsg(msg jetstream.Msg) (Event, error) {
 type headerCarrier nats.Header
 
 func (c headerCarrier) Get(key string) string { return nats.Header(c).Get(key) }
-func (c headerCarrier) Set(key, value string)  { nats.Header(c).Set(key, value) }
+func (c headerCarrier) Set(key, value string) { nats.Header(c).Set(key, value) }
 func (c headerCarrier) Keys() []string {
 	keys := make([]string, 0, len(c))
 	for k := range c {

@@ -8,8 +8,9 @@
 //
 // Every sketch merges with another of its kind, so summaries of parts make
 // the summary of the whole, and serialises to a compact binary form
-// (MarshalBinary) that JSON carries as base64, so a stored sketch decodes
-// to exactly the state that was saved. Hashing and the KLL coin flips are
+// (MarshalBinary) that JSON carries as base64 (Moments, five numbers, is a
+// readable JSON object), so a stored sketch decodes to exactly the state
+// that was saved. Hashing and the KLL coin flips are
 // seeded constants: the same input in the same order gives the same bytes in
 // every process. No sketch is safe for concurrent use while it is updated.
 package sketch

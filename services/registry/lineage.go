@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/gyreml/gyre/pkg/apierr"
+
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 )
 
@@ -61,6 +63,9 @@ func (s *Service) GetLineage(ctx context.Context, req *registryv1.GetLineageRequ
 		if err := s.walk(ctx, req.GetNode(), depth, "from_node", "to_node", edges); err != nil {
 			return nil, err
 		}
+	}
+	if len(edges) == 0 {
+		return nil, apierr.NotFound("no lineage recorded for node %q", req.GetNode())
 	}
 	out := &registryv1.Lineage{Root: req.GetNode()}
 	ids := map[string]bool{req.GetNode(): true}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 )
 
@@ -51,6 +53,12 @@ func TestLineageUpstreamAndDownstream(t *testing.T) {
 	if got := nodeIDs(one); !slices.Equal(got, []string{"dataset:loans@3", "job:j1"}) {
 		t.Fatalf("depth 1 = %v", got)
 	}
+}
+
+func TestLineageOfAnUnknownNodeIsNotFound(t *testing.T) {
+	c, _ := newClient(t)
+	_, err := c.GetLineage(context.Background(), &registryv1.GetLineageRequest{Node: "model:ghost@1"})
+	wantCode(t, err, codes.NotFound)
 }
 
 func nodeIDs(l *registryv1.Lineage) []string {

@@ -69,6 +69,10 @@ func TestREST(t *testing.T) {
 	if r.status != 200 || r.body["artifactSha256"] != sha("f1") {
 		t.Fatalf("get version: %d %v", r.status, r.body)
 	}
+	r = call(t, "POST", base+"/v1/lineage", `{"edges": [{"from": "dataset:cards@1", "to": "model:fraud@1", "relation": "trained"}]}`)
+	if r.status != 200 || r.body["recorded"] != float64(1) {
+		t.Fatalf("record lineage: %d %v", r.status, r.body)
+	}
 	r = call(t, "GET", base+"/v1/lineage?node=model:fraud@1", "")
 	if r.status != 200 || r.body["root"] != "model:fraud@1" {
 		t.Fatalf("lineage: %d %v", r.status, r.body)
@@ -78,7 +82,7 @@ func TestREST(t *testing.T) {
 		t.Fatalf("audit verify: %d %v", r.status, r.body)
 	}
 	r = call(t, "GET", base+"/v1/audit", "")
-	if recs, _ := r.body["records"].([]any); r.status != 200 || len(recs) != 3 {
+	if recs, _ := r.body["records"].([]any); r.status != 200 || len(recs) != 4 {
 		t.Fatalf("audit: %d %v", r.status, r.body)
 	}
 	r = call(t, "POST", base+"/v1/pipelines", `{"manifest": "apiVersion: gyre.dev/v1\nkind: Pipeline\nmetadata: {name: fraud}\nspec: {dataset: cards}\n"}`)

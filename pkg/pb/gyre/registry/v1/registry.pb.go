@@ -513,7 +513,8 @@ type Alias struct {
 	Model   string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	Alias   string                 `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
 	Version int64                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	// The version the alias pointed to before this change; 0 when it is new.
+	// The version the alias pointed to before its latest move; 0 when it has
+	// moved only once.
 	PreviousVersion int64                  `protobuf:"varint,4,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
 	UpdateTime      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	UpdatedBy       string                 `protobuf:"bytes,6,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`

@@ -1,0 +1,128 @@
+package profile
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// ColumnSpec names a column and says how to read it.
+type ColumnSpec struct {
+	Name string     `json:"name"`
+	Kind ColumnKind `json:"kind"`
+}
+
+// Profiler profiles rows as they stream past, in bounded memory whatever
+// the number of rows (a few tens of KiB per column). It is not safe for
+// concurrent use; profile partitions with one Profiler each and Merge.
+type Profiler struct {
+	rows int64
+	cols []columnState
+}
+
+type columnState struct {
+	spec                  ColumnSpec
+	count, nulls, invalid int64
+	sk                    Sketches
+}
+
+// NewProfiler returns a profiler for rows with these columns, in order. The
+// names must be distinct and the kinds valid (ColumnKind.Valid): the schema
+// is the caller's, so a bad one is a programming error and panics.
+func NewProfiler(cols []ColumnSpec) *Profiler {
+	p := &Profiler{cols: make([]columnState, len(cols))}
+	seen := make(map[string]bool, len(cols))
+	for i, c := range cols {
+		if !c.Kind.Valid() {
+			panic(fmt.Sprintf("profile: column %q has unknown kind %q", c.Name, c.Kind))
+		}
+		if seen[c.Name] {
+			panic(fmt.Sprintf("profile: duplicate column %q", c.Name))
+		}
+		seen[c.Name] = true
+		p.cols[i] = columnState{spec: c, sk: newSketches(c.Kind)}
+	}
+	return p
+}
+
+// Observe adds one row: values[i] is column i's value, and null[i] (null
+// may be nil: no nulls) says it is missing, in which case values[i] is not
+// read. A value that does not parse as its column's kind counts as invalid.
+// The row must have one value per column; the profiler keeps some value
+// strings (frequent categories), so they must not be modified afterwards.
+func (p *Profiler) Observe(values []string, null []bool) {
+	if len(values) != len(p.cols) || (null != nil && len(null) != len(p.cols)) {
+		panic(fmt.Sprintf("profile: row has %d values and %d null flags for %d columns", len(values), len(null), len(p.cols)))
+	}
+	p.rows++
+	for i := range p.cols {
+		c := &p.cols[i]
+		if null != nil && null[i] {
+			c.nulls++
+			continue
+		}
+		c.observe(values[i])
+	}
+}
+
+func (c *columnState) observe(v string) {
+	switch c.spec.Kind {
+	case Numeric:
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			c.invalid++
+			return
+		}
+		c.addNumber(x)
+	case Timestamp:
+		x, ok := ParseTimestamp(v)
+		if !ok {
+			c.invalid++
+			return
+		}
+		c.addNumber(x)
+	case Categorical:
+		c.count++
+		c.sk.TopK.Add(v)
+		c.sk.Distinct.AddString(v)
+	case Bool:
+		b, ok := ParseBool(v)
+		if !ok {
+			c.invalid++
+			return
+		}
+		c.count++
+		if b {
+			c.sk.TopK.Add("true")
+		} else {
+			c.sk.TopK.Add("false")
+		}
+	}
+}
+
+func (c *columnState) addNumber(x float64) {
+	c.count++
+	c.sk.Moments.Add(x)
+	c.sk.Quantiles.Update(x)
+	c.sk.Distinct.AddFloat(x)
+}
+
+// Rows returns how many rows were observed.
+func (p *Profiler) Rows() int64 { return p.rows }
+
+// Profile returns the profile of the rows so far. It is a snapshot: the
+// profiler can go on observing without changing it.
+func (p *Profiler) Profile() *Profile {
+	out := &Profile{Rows: p.rows, Columns: make([]*ColumnProfile, len(p.cols))}
+	for i := range p.cols {
+		c := &p.cols[i]
+		cp := &ColumnProfile{
+			Name: c.spec.Name, Kind: c.spec.Kind,
+			Count: c.count, Nulls: c.nulls, Invalid: c.invalid,
+			Sketches: c.sk.clone(),
+		}
+		cp.summarize()
+		out.Columns[i] = cp
+	}
+	return out
+}

@@ -1,0 +1,280 @@
+package tabular
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"unicode/utf8"
+)
+
+// csvReader reads RFC 4180 CSV: comma-separated, fields with commas, quotes
+// or line breaks enclosed in double quotes, a quote inside doubled. An
+// unquoted empty field is null; a quoted empty field ("") is the empty
+// string.
+type csvReader struct {
+	lr     *lineReader
+	opts   Options
+	header []string
+	row    int64
+
+	// The record being read: its field bytes, where each field ends and
+	// whether it was quoted.
+	buf    []byte
+	ends   []int
+	quoted []bool
+
+	rec Record
+}
+
+func newCSVReader(lr *lineReader, opts Options) (*csvReader, error) {
+	r := &csvReader{lr: lr, opts: opts}
+	line, err := r.readRecord(opts.MaxColumns)
+	if err == io.EOF {
+		return nil, &ParseError{Line: 1, Msg: "empty file: want a header line naming the columns"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(r.ends) == 1 && r.ends[0] == 0 {
+		return nil, &ParseError{Line: line, Msg: "no header: the first line is empty"}
+	}
+	header, err := checkHeader(r.fields(), line)
+	if err != nil {
+		return nil, err
+	}
+	r.header = header
+	r.rec.Values = make([]string, len(header))
+	r.rec.Null = make([]bool, len(header))
+	return r, nil
+}
+
+// checkHeader refuses empty and duplicate column names.
+func checkHeader(names []string, line int64) ([]string, error) {
+	seen := make(map[string]int, len(names))
+	for i, n := range names {
+		if n == "" {
+			return nil, &ParseError{Line: line, Msg: fmt.Sprintf("column %d has an empty name", i+1)}
+		}
+		if j, dup := seen[n]; dup {
+			return nil, &ParseError{Line: line, Column: n, Msg: fmt.Sprintf("duplicate column name (columns %d and %d)", j+1, i+1)}
+		}
+		seen[n] = i
+	}
+	return names, nil
+}
+
+func (r *csvReader) Header() []string { return r.header }
+
+func (r *csvReader) Next() (Record, error) {
+	for {
+		line, err := r.readRecord(len(r.header))
+		if err != nil {
+			return Record{}, err
+		}
+		// A blank line is a null in a one-column file (the canonical form
+		// writes it so) and is skipped otherwise.
+		if len(r.ends) == 1 && r.ends[0] == 0 && !r.quoted[0] && len(r.header) > 1 {
+			continue
+		}
+		if len(r.ends) != len(r.header) {
+			pe := &ParseError{Line: line, Msg: fmt.Sprintf("wrong number of fields: got %d, want %d", len(r.ends), len(r.header))}
+			if len(r.ends) < len(r.header) {
+				pe.Column = r.header[len(r.ends)]
+				pe.Msg += " (missing from here on)"
+			}
+			return Record{}, pe
+		}
+		// One string per record: fields are slices of it, so a record costs
+		// one allocation and its values stay valid after the next call.
+		s := string(r.buf)
+		start := 0
+		for i, end := range r.ends {
+			r.rec.Values[i] = s[start:end]
+			r.rec.Null[i] = end == start && !r.quoted[i]
+			start = end
+		}
+		r.row++
+		r.rec.Row = r.row
+		r.rec.Line = line
+		return r.rec, nil
+	}
+}
+
+// fields returns the fields of the record just read as new strings.
+func (r *csvReader) fields() []string {
+	s := string(r.buf)
+	out := make([]string, len(r.ends))
+	start := 0
+	for i, end := range r.ends {
+		out[i] = s[start:end]
+		start = end
+	}
+	return out
+}
+
+// columnName names field i for an error: the header's name once known.
+func (r *csvReader) columnName(i int) string {
+	if i < len(r.header) {
+		return r.header[i]
+	}
+	return ""
+}
+
+// readRecord reads the next record's fields into buf, ends and quoted, and
+// returns the line it starts on. It stops with an error past maxFields.
+func (r *csvReader) readRecord(maxFields int) (int64, error) {
+	r.buf, r.ends, r.quoted = r.buf[:0], r.ends[:0], r.quoted[:0]
+	line, err := r.lr.next()
+	if err != nil {
+		return 0, err
+	}
+	start := r.lr.line
+	if bytes.IndexByte(line, '"') < 0 {
+		err = r.splitPlain(trimEOL(line), maxFields, start)
+	} else {
+		err = r.splitQuoted(line, maxFields, start)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return start, r.checkText(start)
+}
+
+// splitPlain splits a line without quotes: the common case, kept fast.
+func (r *csvReader) splitPlain(line []byte, maxFields int, lineNo int64) error {
+	r.buf = append(r.buf, line...)
+	for pos := 0; ; {
+		i := bytes.IndexByte(line[pos:], ',')
+		end := len(line)
+		if i >= 0 {
+			end = pos + i
+		}
+		if end-pos > r.opts.MaxFieldBytes {
+			return r.tooLong(len(r.ends), lineNo)
+		}
+		if len(r.ends) == maxFields {
+			return r.tooManyFields(maxFields, lineNo)
+		}
+		r.ends = append(r.ends, end)
+		r.quoted = append(r.quoted, false)
+		if i < 0 {
+			return nil
+		}
+		pos = end + 1
+	}
+}
+
+// splitQuoted parses a line with quotes, reading on while a quoted field
+// spans line breaks.
+func (r *csvReader) splitQuoted(line []byte, maxFields int, lineNo int64) error {
+	pos := 0
+	for {
+		field := len(r.ends)
+		if field == maxFields {
+			return r.tooManyFields(maxFields, lineNo)
+		}
+		fieldStart := len(r.buf)
+		if pos < len(line) && line[pos] == '"' {
+			pos++
+			for {
+				i := bytes.IndexByte(line[pos:], '"')
+				if i < 0 {
+					// The field goes on past this line.
+					r.buf = append(r.buf, line[pos:]...)
+					if len(r.buf)-fieldStart > r.opts.MaxFieldBytes {
+						return r.tooLong(field, lineNo)
+					}
+					if len(r.buf) > r.opts.MaxRecordBytes {
+						return &ParseError{Line: lineNo, Msg: fmt.Sprintf("record longer than %d bytes", r.opts.MaxRecordBytes)}
+					}
+					var err error
+					line, err = r.lr.next()
+					if err == io.EOF {
+						return &ParseError{Line: lineNo, Column: r.columnName(field), Msg: "unterminated quoted field"}
+					}
+					if err != nil {
+						return err
+					}
+					pos = 0
+					continue
+				}
+				r.buf = append(r.buf, line[pos:pos+i]...)
+				pos += i + 1
+				if pos < len(line) && line[pos] == '"' {
+					r.buf = append(r.buf, '"')
+					pos++
+					continue
+				}
+				break
+			}
+			if len(r.buf)-fieldStart > r.opts.MaxFieldBytes {
+				return r.tooLong(field, lineNo)
+			}
+			r.ends = append(r.ends, len(r.buf))
+			r.quoted = append(r.quoted, true)
+			rest := trimEOL(line[pos:])
+			if len(rest) == 0 {
+				return nil
+			}
+			if rest[0] != ',' {
+				return &ParseError{Line: r.lr.line, Column: r.columnName(field), Msg: "unexpected character after a closing quote (a quote inside a quoted field is written twice)"}
+			}
+			pos++
+			continue
+		}
+
+		rest := line[pos:]
+		i := bytes.IndexByte(rest, ',')
+		last := i < 0
+		if last {
+			rest = trimEOL(rest)
+		} else {
+			rest = rest[:i]
+		}
+		if bytes.IndexByte(rest, '"') >= 0 {
+			return &ParseError{Line: r.lr.line, Column: r.columnName(field), Msg: "quote in an unquoted field (quote the whole field and write the quote twice)"}
+		}
+		if len(rest) > r.opts.MaxFieldBytes {
+			return r.tooLong(field, lineNo)
+		}
+		r.buf = append(r.buf, rest...)
+		r.ends = append(r.ends, len(r.buf))
+		r.quoted = append(r.quoted, false)
+		if last {
+			return nil
+		}
+		pos += i + 1
+	}
+}
+
+func (r *csvReader) tooLong(field int, lineNo int64) error {
+	return &ParseError{Line: lineNo, Column: r.columnName(field), Msg: fmt.Sprintf("field longer than %d bytes", r.opts.MaxFieldBytes)}
+}
+
+func (r *csvReader) tooManyFields(maxFields int, lineNo int64) error {
+	if r.header == nil {
+		return &ParseError{Line: lineNo, Msg: fmt.Sprintf("more than %d columns", maxFields)}
+	}
+	return &ParseError{Line: lineNo, Msg: fmt.Sprintf("wrong number of fields: got more than %d, want %d", maxFields, maxFields)}
+}
+
+// checkText refuses a record that is not UTF-8 text: binary data sent as
+// CSV fails here.
+func (r *csvReader) checkText(lineNo int64) error {
+	nul := bytes.IndexByte(r.buf, 0) >= 0
+	if !nul && utf8.Valid(r.buf) {
+		return nil
+	}
+	start := 0
+	for i, end := range r.ends {
+		f := r.buf[start:end]
+		start = end
+		switch {
+		case bytes.IndexByte(f, 0) >= 0:
+			return &ParseError{Line: lineNo, Column: r.columnName(i), Msg: "NUL byte: binary data, not CSV text"}
+		case !utf8.Valid(f):
+			return &ParseError{Line: lineNo, Column: r.columnName(i), Msg: "invalid UTF-8"}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,221 @@
+package tabular
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ColumnType is the type of a column's values; the names are those of
+// pipeline.ColumnTypes.
+type ColumnType string
+
+const (
+	Int       ColumnType = "int"
+	Float     ColumnType = "float"
+	Bool      ColumnType = "bool"
+	Timestamp ColumnType = "timestamp"
+	String    ColumnType = "string"
+	// Category is a string column of few distinct values.
+	Category ColumnType = "category"
+)
+
+// Schema is the columns of a dataset, in file order.
+type Schema struct {
+	Columns []SchemaColumn `json:"columns"`
+}
+
+type SchemaColumn struct {
+	Name string     `json:"name"`
+	Type ColumnType `json:"type"`
+	// Nullable: the column may hold nulls. An inferred schema says whether
+	// any were seen.
+	Nullable bool `json:"nullable"`
+}
+
+// Column returns the column named name.
+func (s Schema) Column(name string) (SchemaColumn, bool) {
+	for _, c := range s.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return SchemaColumn{}, false
+}
+
+// IsInt reports whether v is an int value: a base-10 integer that fits
+// int64.
+func IsInt(v string) bool {
+	_, err := strconv.ParseInt(v, 10, 64)
+	return err == nil
+}
+
+// ParseFloat parses a float value: decimal digits with an optional
+// fraction and exponent ("-1.5", "2e10"), or NaN, Inf, +Inf, -Inf as the
+// readers write them. Hexadecimal and out-of-range numbers are refused.
+func ParseFloat(v string) (float64, bool) {
+	f, err := strconv.ParseFloat(v, 64)
+	switch {
+	case err != nil:
+		return 0, false
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		return f, v == "NaN" || v == "Inf" || v == "+Inf" || v == "-Inf"
+	case strings.ContainsAny(v, "xX"):
+		return 0, false
+	}
+	return f, true
+}
+
+// ParseBool parses a bool value: "true" or "false", in any case.
+func ParseBool(v string) (value, ok bool) {
+	switch {
+	case strings.EqualFold(v, "true"):
+		return true, true
+	case strings.EqualFold(v, "false"):
+		return false, true
+	}
+	return false, false
+}
+
+// timestampLayouts are the accepted timestamp forms. Fractional seconds are
+// accepted after the seconds of any layout that has them.
+var timestampLayouts = []string{time.RFC3339Nano, time.DateOnly, time.DateTime}
+
+// ParseTimestamp parses a timestamp value: RFC 3339 ("2024-05-01T10:00:00Z",
+// with an offset), a date ("2024-05-01") or a date and time without a zone
+// ("2024-05-01 10:00:00", read as UTC).
+func ParseTimestamp(v string) (time.Time, bool) {
+	// Every layout starts with a four-digit year and a dash: most
+	// non-timestamps fail here, cheaply.
+	if len(v) < len("2006-01-02") || v[4] != '-' {
+		return time.Time{}, false
+	}
+	for _, layout := range timestampLayouts {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// Accepts reports whether v is a value of type t, allowing the one widening
+// a schema comparison calls compatible: an int column accepts float values.
+// String and category columns accept any value.
+func (t ColumnType) Accepts(v string) bool {
+	switch t {
+	case Int, Float:
+		_, ok := ParseFloat(v)
+		return ok
+	case Bool:
+		_, ok := ParseBool(v)
+		return ok
+	case Timestamp:
+		_, ok := ParseTimestamp(v)
+		return ok
+	}
+	return true
+}
+
+// Category bounds: a string column becomes a category when its distinct
+// values number at most CategoryMaxDistinct and at most
+// CategoryMaxFraction of its non-null values.
+const (
+	CategoryMaxDistinct = 50
+	CategoryMaxFraction = 0.2
+)
+
+// Inferrer infers a schema from a stream of records, in one pass and in
+// memory bounded by the number of columns (it keeps at most
+// CategoryMaxDistinct+1 distinct values per column).
+type Inferrer struct {
+	header []string
+	cols   []inferColumn
+}
+
+// Which types every non-null value seen so far still fits.
+const (
+	maybeInt = 1 << iota
+	maybeFloat
+	maybeBool
+	maybeTimestamp
+)
+
+type inferColumn struct {
+	maybe    uint8
+	nulls    int64
+	values   int64
+	distinct map[string]struct{} // nil once past CategoryMaxDistinct
+}
+
+func NewInferrer(header []string) *Inferrer {
+	in := &Inferrer{header: header, cols: make([]inferColumn, len(header))}
+	for i := range in.cols {
+		in.cols[i] = inferColumn{maybe: maybeInt | maybeFloat | maybeBool | maybeTimestamp, distinct: map[string]struct{}{}}
+	}
+	return in
+}
+
+// Observe takes one record's values; null may be nil when none is null.
+func (in *Inferrer) Observe(values []string, null []bool) {
+	for i := range in.cols {
+		c := &in.cols[i]
+		if null != nil && null[i] {
+			c.nulls++
+			continue
+		}
+		v := values[i]
+		c.values++
+		if c.maybe&maybeInt != 0 && !IsInt(v) {
+			c.maybe &^= maybeInt
+		}
+		if c.maybe&maybeFloat != 0 && c.maybe&maybeInt == 0 {
+			if _, ok := ParseFloat(v); !ok {
+				c.maybe &^= maybeFloat
+			}
+		}
+		if c.maybe&maybeBool != 0 {
+			if _, ok := ParseBool(v); !ok {
+				c.maybe &^= maybeBool
+			}
+		}
+		if c.maybe&maybeTimestamp != 0 {
+			if _, ok := ParseTimestamp(v); !ok {
+				c.maybe &^= maybeTimestamp
+			}
+		}
+		if c.distinct != nil {
+			if _, seen := c.distinct[v]; !seen {
+				if len(c.distinct) == CategoryMaxDistinct {
+					c.distinct = nil
+				} else {
+					c.distinct[v] = struct{}{}
+				}
+			}
+		}
+	}
+}
+
+// Schema is the schema of the records observed so far. A column of nulls
+// only is a nullable string.
+func (in *Inferrer) Schema() Schema {
+	s := Schema{Columns: make([]SchemaColumn, len(in.cols))}
+	for i, c := range in.cols {
+		t := String
+		switch {
+		case c.values == 0:
+		case c.maybe&maybeInt != 0:
+			t = Int
+		case c.maybe&maybeFloat != 0:
+			t = Float
+		case c.maybe&maybeBool != 0:
+			t = Bool
+		case c.maybe&maybeTimestamp != 0:
+			t = Timestamp
+		case c.distinct != nil && float64(len(c.distinct)) <= CategoryMaxFraction*float64(c.values):
+			t = Category
+		}
+		s.Columns[i] = SchemaColumn{Name: in.header[i], Type: t, Nullable: c.nulls > 0}
+	}
+	return s
+}
