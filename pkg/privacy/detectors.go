@@ -105,7 +105,7 @@ func init() {
 				k |= cIP | cHexDigit
 			}
 		case c >= 0x80:
-			k |= cWord
+			k |= cWord | cLocal | cDomain // internationalised addresses
 		}
 		switch c {
 		case '_':

@@ -17,9 +17,10 @@ type csvReader struct {
 	header []string
 	row    int64
 
-	// The record being read: its field bytes, where each field ends and
-	// whether it was quoted.
+	// The record being read: its bytes in buf, where each field starts and
+	// ends, and whether it was quoted.
 	buf    []byte
+	starts []int
 	ends   []int
 	quoted []bool
 
@@ -35,7 +36,7 @@ func newCSVReader(lr *lineReader, opts Options) (*csvReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(r.ends) == 1 && r.ends[0] == 0 {
+	if len(r.ends) == 1 && r.ends[0] == 0 && !r.quoted[0] {
 		return nil, &ParseError{Line: line, Msg: "no header: the first line is empty"}
 	}
 	header, err := checkHeader(r.fields(), line)
@@ -87,11 +88,10 @@ func (r *csvReader) Next() (Record, error) {
 		// One string per record: fields are slices of it, so a record costs
 		// one allocation and its values stay valid after the next call.
 		s := string(r.buf)
-		start := 0
 		for i, end := range r.ends {
+			start := r.starts[i]
 			r.rec.Values[i] = s[start:end]
 			r.rec.Null[i] = end == start && !r.quoted[i]
-			start = end
 		}
 		r.row++
 		r.rec.Row = r.row
@@ -104,10 +104,8 @@ func (r *csvReader) Next() (Record, error) {
 func (r *csvReader) fields() []string {
 	s := string(r.buf)
 	out := make([]string, len(r.ends))
-	start := 0
 	for i, end := range r.ends {
-		out[i] = s[start:end]
-		start = end
+		out[i] = s[r.starts[i]:end]
 	}
 	return out
 }
@@ -123,7 +121,7 @@ func (r *csvReader) columnName(i int) string {
 // readRecord reads the next record's fields into buf, ends and quoted, and
 // returns the line it starts on. It stops with an error past maxFields.
 func (r *csvReader) readRecord(maxFields int) (int64, error) {
-	r.buf, r.ends, r.quoted = r.buf[:0], r.ends[:0], r.quoted[:0]
+	r.buf, r.starts, r.ends, r.quoted = r.buf[:0], r.starts[:0], r.ends[:0], r.quoted[:0]
 	line, err := r.lr.next()
 	if err != nil {
 		return 0, err
@@ -155,6 +153,7 @@ func (r *csvReader) splitPlain(line []byte, maxFields int, lineNo int64) error {
 		if len(r.ends) == maxFields {
 			return r.tooManyFields(maxFields, lineNo)
 		}
+		r.starts = append(r.starts, pos)
 		r.ends = append(r.ends, end)
 		r.quoted = append(r.quoted, false)
 		if i < 0 {
@@ -210,6 +209,7 @@ func (r *csvReader) splitQuoted(line []byte, maxFields int, lineNo int64) error 
 			if len(r.buf)-fieldStart > r.opts.MaxFieldBytes {
 				return r.tooLong(field, lineNo)
 			}
+			r.starts = append(r.starts, fieldStart)
 			r.ends = append(r.ends, len(r.buf))
 			r.quoted = append(r.quoted, true)
 			rest := trimEOL(line[pos:])
@@ -238,6 +238,7 @@ func (r *csvReader) splitQuoted(line []byte, maxFields int, lineNo int64) error 
 			return r.tooLong(field, lineNo)
 		}
 		r.buf = append(r.buf, rest...)
+		r.starts = append(r.starts, fieldStart)
 		r.ends = append(r.ends, len(r.buf))
 		r.quoted = append(r.quoted, false)
 		if last {
@@ -265,10 +266,8 @@ func (r *csvReader) checkText(lineNo int64) error {
 	if !nul && utf8.Valid(r.buf) {
 		return nil
 	}
-	start := 0
 	for i, end := range r.ends {
-		f := r.buf[start:end]
-		start = end
+		f := r.buf[r.starts[i]:end]
 		switch {
 		case bytes.IndexByte(f, 0) >= 0:
 			return &ParseError{Line: lineNo, Column: r.columnName(i), Msg: "NUL byte: binary data, not CSV text"}

@@ -207,6 +207,7 @@ func (p *jsonScanner) object(s string, line int64, opts Options, emit func(key, 
 			}
 			p.ws()
 			if p.consume(',') {
+				p.key = ""
 				continue
 			}
 			if p.consume('}') {

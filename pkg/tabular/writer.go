@@ -24,7 +24,7 @@ func NewCSVWriter(w io.Writer, header []string) *CSVWriter {
 	cw := &CSVWriter{w: bufio.NewWriterSize(w, 64<<10), columns: len(header)}
 	for i, name := range header {
 		// A leading byte order mark would be dropped when read back.
-		cw.field(name, false, i == 0 && strings.HasPrefix(name, "\ufeff"))
+		cw.field(name, i > 0, i == 0 && strings.HasPrefix(name, "\ufeff"))
 	}
 	cw.w.WriteByte('\n')
 	return cw

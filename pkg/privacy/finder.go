@@ -1,0 +1,812 @@
+package privacy
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// span is a piece of a value that a detector recognised, in byte offsets.
+type span struct {
+	start, end int
+	det        detector
+}
+
+const numericDetectors = detectorSet(1<<detPhone | 1<<detCard | 1<<detSSN | 1<<detCPF | 1<<detCNPJ)
+
+// finder runs the enabled detectors over one value at a time. The Scanner
+// keeps the best level per detector; the Transformer also collects spans.
+type finder struct {
+	enabled   detectorSet
+	phoneHint bool // bare digits are read as phone numbers only in a column named like one
+	ssnHint   bool // bare 9 digits are read as an SSN only in a column named like one
+	region    string
+	pn        phonenumbers.PhoneNumber
+
+	hits  [numDetectors]level
+	found bool
+
+	collect bool
+	spans   []span
+}
+
+func (f *finder) hit(d detector, l level, start, end int) {
+	if l == none || !f.enabled.has(d) {
+		return
+	}
+	if l > f.hits[d] {
+		f.hits[d] = l
+	}
+	f.found = true
+	if f.collect {
+		f.spans = append(f.spans, span{start, end, d})
+	}
+}
+
+// scan looks at v. One pass over its bytes decides which detectors can
+// possibly match, so benign values cost little more than that pass.
+func (f *finder) scan(v string) {
+	f.hits = [numDetectors]level{}
+	f.found = false
+	f.spans = f.spans[:0]
+
+	var digits, dots, colons int
+	var at, letters bool
+	for i := 0; i < len(v); i++ {
+		k := class[v[i]]
+		if k&cDigit != 0 {
+			digits++
+			continue
+		}
+		if k&cLetter != 0 {
+			letters = true
+			continue
+		}
+		switch v[i] {
+		case '@':
+			at = true
+		case '.':
+			dots++
+		case ':':
+			colons++
+		}
+	}
+	if at && f.enabled.has(detEmail) {
+		f.emails(v)
+	}
+	if f.enabled.has(detIP) && ((dots >= 3 && digits >= 4) || colons >= 2) {
+		f.ips(v)
+	}
+	if f.enabled&numericDetectors != 0 && digits >= 7 {
+		f.numbers(v)
+	}
+	if f.enabled.has(detIBAN) && letters && digits >= 10 {
+		f.ibans(v)
+	}
+}
+
+// --- email ---
+
+func (f *finder) emails(v string) {
+	for i := 0; i < len(v); i++ {
+		if v[i] != '@' {
+			continue
+		}
+		s := i
+		for s > 0 && class[v[s-1]]&cLocal != 0 {
+			s--
+		}
+		// Leading quotes and dots belong to the sentence, not the address.
+		for s < i && class[v[s]]&cWord == 0 {
+			s++
+		}
+		e := i + 1
+		for e < len(v) && class[v[e]]&cDomain != 0 {
+			e++
+		}
+		for e > i+1 && !isAlnum(v[e-1]) && v[e-1] < 0x80 {
+			e--
+		}
+		if s == i || e == i+1 {
+			continue
+		}
+		if (s > 0 && isWord(v[s-1])) || (e < len(v) && isWord(v[e])) {
+			continue
+		}
+		f.hit(detEmail, emailLevel(v[s:i], v[i+1:e]), s, e)
+		i = e - 1
+	}
+}
+
+// emailLevel validates local@domain the way mail systems accept addresses in
+// practice: a dot-atom local part and a domain of at least two labels with an
+// alphabetic top-level domain.
+func emailLevel(local, domain string) level {
+	if local == "" || domain == "" {
+		return none
+	}
+	if len(local) > 64 || len(domain) > 253 || local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
+		return candidate
+	}
+	labels := 0
+	for rest := domain; ; {
+		label, tail, more := strings.Cut(rest, ".")
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return candidate
+		}
+		labels++
+		if !more {
+			if labels < 2 || !validTLD(label) {
+				return candidate
+			}
+			return valid
+		}
+		rest = tail
+	}
+}
+
+func validTLD(tld string) bool {
+	if len(tld) < 2 {
+		return false
+	}
+	if len(tld) > 4 && strings.EqualFold(tld[:4], "xn--") {
+		return true
+	}
+	for i := 0; i < len(tld); i++ {
+		if c := tld[i]; class[c]&cLetter == 0 && c < 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// --- IP addresses ---
+
+func (f *finder) ips(v string) {
+	for i := 0; i < len(v); {
+		if class[v[i]]&cIP == 0 {
+			i++
+			continue
+		}
+		s := i
+		for i < len(v) && class[v[i]]&cIP != 0 {
+			i++
+		}
+		if (s > 0 && isWord(v[s-1])) || (i < len(v) && isWord(v[i])) {
+			continue
+		}
+		f.ipToken(v, s, i)
+	}
+}
+
+func (f *finder) ipToken(v string, s, e int) {
+	for e > s && v[e-1] == '.' {
+		e--
+	}
+	var dots, colons int
+	for i := s; i < e; i++ {
+		switch v[i] {
+		case '.':
+			dots++
+		case ':':
+			colons++
+		}
+	}
+	if dots == 3 && colons == 1 {
+		// host:port, or an address ending a clause ("from 10.0.0.1:").
+		e = s + strings.IndexByte(v[s:e], ':')
+		colons = 0
+	}
+	tok := v[s:e]
+	var l level
+	switch {
+	case dots == 3 && colons == 0:
+		l = ipv4Level(tok)
+	case colons >= 2:
+		l = ipv6Level(tok)
+	}
+	f.hit(detIP, l, s, e)
+}
+
+// ipv4Level wants a full dotted quad: "1.2.3" is a version, not an address.
+func ipv4Level(tok string) level {
+	for part := range strings.SplitSeq(tok, ".") {
+		if part == "" || len(part) > 3 {
+			return none
+		}
+		for i := 0; i < len(part); i++ {
+			if !isDigit(part[i]) {
+				return none
+			}
+		}
+	}
+	return parsedIPLevel(tok)
+}
+
+func ipv6Level(tok string) level {
+	groups := strings.Count(tok, ":") + 1
+	if !strings.Contains(tok, "::") && groups != 8 && !(groups == 7 && strings.Contains(tok, ".")) {
+		return none
+	}
+	for part := range strings.SplitSeq(tok, ":") {
+		if len(part) > 4 && !strings.Contains(part, ".") {
+			return none
+		}
+	}
+	return parsedIPLevel(tok)
+}
+
+func parsedIPLevel(tok string) level {
+	a, err := netip.ParseAddr(tok)
+	if err != nil {
+		return candidate
+	}
+	if a.IsUnspecified() {
+		return none
+	}
+	return valid
+}
+
+// --- numbers: cards, SSN, CPF, CNPJ, phones ---
+
+func (f *finder) numbers(v string) {
+	for i := 0; i < len(v); {
+		c := v[i]
+		starts := isDigit(c) || ((c == '+' || c == '(') && i+1 < len(v) && isDigit(v[i+1]))
+		if !starts {
+			i++
+			continue
+		}
+		if i > 0 && isWord(v[i-1]) {
+			// Digits inside a word ("INV12345678") are not a number of their own.
+			i++
+			for i < len(v) && isWord(v[i]) {
+				i++
+			}
+			continue
+		}
+		e := numberEnd(v, i)
+		if e < len(v) && isWord(v[e]) {
+			i = e
+			continue
+		}
+		f.number(v, i, e)
+		i = e
+	}
+}
+
+// numberEnd returns the end of the formatted number starting at s: digits
+// joined by at most two separator bytes at a time ("(415) 555-2671").
+func numberEnd(v string, s int) int {
+	j := s
+	if !isDigit(v[j]) {
+		j++
+	}
+	end, run := j, 0
+	for j < len(v) {
+		c := v[j]
+		if isDigit(c) {
+			j++
+			end, run = j, 0
+			continue
+		}
+		if class[c]&cNumSep != 0 && run < 2 {
+			j++
+			run++
+			continue
+		}
+		break
+	}
+	return end
+}
+
+func (f *finder) number(v string, s, e int) {
+	ns := parseNumber(v[s:e])
+	if f.numberSpan(&ns, s) || !ns.space {
+		return
+	}
+	// Several numbers separated by spaces ("4111111111111111 415-555-2671"):
+	// try each piece on its own.
+	for p := s; p < e; {
+		for p < e && v[p] == ' ' {
+			p++
+		}
+		q := p
+		for q < e && v[q] != ' ' {
+			q++
+		}
+		a, b := p, q
+		for a < b && !isDigit(v[a]) && !((v[a] == '+' || v[a] == '(') && a+1 < b && isDigit(v[a+1])) {
+			a++
+		}
+		for b > a && !isDigit(v[b-1]) {
+			b--
+		}
+		if b > a {
+			piece := parseNumber(v[a:b])
+			f.numberSpan(&piece, a)
+		}
+		p = q
+	}
+}
+
+const (
+	maxDigits = 19
+	maxGroups = 8
+)
+
+// numSpan is a formatted number taken apart: its digits and the lengths of
+// its digit groups with the separator after each.
+type numSpan struct {
+	s      string
+	nd     int
+	digits [maxDigits]byte // the first maxDigits digits, as 0-9
+	ng     int
+	groups [maxGroups]uint8
+	seps   [maxGroups]byte // the first separator byte after each group
+
+	plus, paren, slash, dot, space bool
+	longSep                        bool // two separator bytes between groups
+}
+
+func parseNumber(s string) numSpan {
+	ns := numSpan{s: s}
+	inGroup := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isDigit(c) {
+			if ns.nd < maxDigits {
+				ns.digits[ns.nd] = c - '0'
+			}
+			ns.nd++
+			if !inGroup {
+				ns.ng++
+				inGroup = true
+			}
+			if ns.ng <= maxGroups && ns.groups[ns.ng-1] < 255 {
+				ns.groups[ns.ng-1]++
+			}
+			continue
+		}
+		switch c {
+		case '+':
+			ns.plus = true
+		case '(', ')':
+			ns.paren = true
+		case '/':
+			ns.slash = true
+		case '.':
+			ns.dot = true
+		case ' ':
+			ns.space = true
+		}
+		switch {
+		case inGroup:
+			inGroup = false
+			if ns.ng <= maxGroups {
+				ns.seps[ns.ng-1] = c
+			}
+		case ns.ng > 0:
+			ns.longSep = true
+		}
+	}
+	return ns
+}
+
+func (ns *numSpan) grouped(want ...uint8) bool {
+	if ns.ng != len(want) {
+		return false
+	}
+	for i, g := range want {
+		if ns.groups[i] != g {
+			return false
+		}
+	}
+	return true
+}
+
+func (ns *numSpan) separated(want string) bool {
+	if ns.longSep || ns.ng != len(want)+1 {
+		return false
+	}
+	for i := 0; i < len(want); i++ {
+		if ns.seps[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (ns *numSpan) allSame() bool {
+	for i := 1; i < ns.nd && i < maxDigits; i++ {
+		if ns.digits[i] != ns.digits[0] {
+			return false
+		}
+	}
+	return true
+}
+
+// numberSpan runs the numeric detectors over one number and reports whether
+// any enabled one recognised it.
+func (f *finder) numberSpan(ns *numSpan, off int) bool {
+	if ns.nd < 7 {
+		return false
+	}
+	end := off + len(ns.s)
+	card, ssn, cpf, cnpj := cardLevel(ns), ssnLevel(ns, f.ssnHint), cpfLevel(ns), cnpjLevel(ns)
+	f.hit(detCard, card, off, end)
+	f.hit(detSSN, ssn, off, end)
+	f.hit(detCPF, cpf, off, end)
+	f.hit(detCNPJ, cnpj, off, end)
+	// A number another detector validates, or written in its notation, is
+	// not also a phone number.
+	claimed := card == valid || ssn == valid || cpf == valid || cnpj == valid ||
+		ssnDashed(ns) || cpfFormatted(ns) || cnpjFormatted(ns)
+	if f.enabled.has(detPhone) && !claimed && phoneShaped(ns, f.phoneHint) {
+		f.hit(detPhone, f.phoneLevel(ns.s), off, end)
+	}
+	found := false
+	for _, d := range [...]detector{detCard, detSSN, detCPF, detCNPJ, detPhone} {
+		found = found || (f.enabled.has(d) && f.hits[d] != none)
+	}
+	return found
+}
+
+// issuer is a range of card number prefixes (IIN) and the lengths its cards have.
+type issuer struct {
+	lo, hi  int
+	digits  int    // prefix length
+	lengths uint32 // bit n set: n-digit cards exist
+}
+
+func lengths(from, to int) uint32 {
+	var m uint32
+	for n := from; n <= to; n++ {
+		m |= 1 << n
+	}
+	return m
+}
+
+var issuers = []issuer{
+	{4, 4, 1, 1<<13 | 1<<16 | 1<<19}, // Visa
+	{51, 55, 2, 1 << 16},             // Mastercard
+	{2221, 2720, 4, 1 << 16},         // Mastercard 2-series
+	{34, 34, 2, 1 << 15},             // American Express
+	{37, 37, 2, 1 << 15},             // American Express
+	{6011, 6011, 4, lengths(16, 19)}, // Discover
+	{644, 649, 3, lengths(16, 19)},   // Discover
+	{65, 65, 2, lengths(16, 19)},     // Discover
+	{62, 62, 2, lengths(16, 19)},     // UnionPay
+	{3528, 3589, 4, lengths(16, 19)}, // JCB
+	{300, 305, 3, lengths(14, 19)},   // Diners Club
+	{36, 36, 2, lengths(14, 19)},     // Diners Club
+	{38, 39, 2, lengths(16, 19)},     // Diners Club
+	{2200, 2204, 4, lengths(16, 19)}, // Mir
+	{5018, 5018, 4, lengths(13, 19)}, // Maestro
+	{5020, 5020, 4, lengths(13, 19)}, // Maestro
+	{5038, 5038, 4, lengths(13, 19)}, // Maestro
+	{5893, 5893, 4, lengths(13, 19)}, // Maestro
+	{6304, 6304, 4, lengths(13, 19)}, // Maestro
+	{6759, 6759, 4, lengths(13, 19)}, // Maestro
+	{6761, 6763, 4, lengths(13, 19)}, // Maestro
+	{508, 508, 3, lengths(16, 16)},   // RuPay
+	{60, 60, 2, lengths(16, 16)},     // RuPay
+}
+
+func knownIssuer(d []byte) bool {
+	n := len(d)
+	for _, is := range issuers {
+		p := 0
+		for i := 0; i < is.digits; i++ {
+			p = p*10 + int(d[i])
+		}
+		if p >= is.lo && p <= is.hi && is.lengths&(1<<n) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func luhn(d []byte) bool {
+	sum := 0
+	double := false
+	for i := len(d) - 1; i >= 0; i-- {
+		x := int(d[i])
+		if double {
+			x *= 2
+			if x > 9 {
+				x -= 9
+			}
+		}
+		sum += x
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// cardLevel: 13-19 digits, bare or in groups of four (4-6-5 and 4-6-4 for
+// Amex and Diners), one kind of separator, a known issuer prefix; valid
+// when it passes Luhn.
+func cardLevel(ns *numSpan) level {
+	if ns.plus || ns.paren || ns.nd < 13 || ns.nd > maxDigits {
+		return none
+	}
+	if ns.ng > 1 {
+		if ns.longSep || ns.ng > maxGroups {
+			return none
+		}
+		sep := ns.seps[0]
+		if sep != ' ' && sep != '-' {
+			return none
+		}
+		for i := 1; i < ns.ng-1; i++ {
+			if ns.seps[i] != sep {
+				return none
+			}
+		}
+		if !cardGrouping(ns) {
+			return none
+		}
+	}
+	d := ns.digits[:ns.nd]
+	if !knownIssuer(d) {
+		return none
+	}
+	if !luhn(d) {
+		return candidate
+	}
+	return valid
+}
+
+func cardGrouping(ns *numSpan) bool {
+	if ns.grouped(4, 6, 5) || ns.grouped(4, 6, 4) {
+		return true
+	}
+	for i := 0; i < ns.ng-1; i++ {
+		if ns.groups[i] != 4 {
+			return false
+		}
+	}
+	return ns.groups[ns.ng-1] <= 4
+}
+
+func ssnDashed(ns *numSpan) bool {
+	return !ns.paren && !ns.plus && ns.grouped(3, 2, 4) && ns.separated("--")
+}
+
+// ssnLevel: AAA-GG-SSSS, or bare 9 digits in a column named like an SSN;
+// valid unless the area is 000, 666 or 900-999, the group 00 or the serial
+// 0000 (never issued), or it is one of the famous advertising numbers.
+func ssnLevel(ns *numSpan, hint bool) level {
+	if ns.nd != 9 {
+		return none
+	}
+	shaped := ssnDashed(ns)
+	if !shaped && hint && !ns.paren && !ns.plus {
+		shaped = ns.ng == 1 || (ns.grouped(3, 2, 4) && ns.separated("  "))
+	}
+	if !shaped {
+		return none
+	}
+	d := ns.digits
+	area := int(d[0])*100 + int(d[1])*10 + int(d[2])
+	group := int(d[3])*10 + int(d[4])
+	serial := int(d[5])*1000 + int(d[6])*100 + int(d[7])*10 + int(d[8])
+	switch {
+	case area == 0, area == 666, area >= 900, group == 0, serial == 0:
+		return candidate
+	case area == 78 && group == 5 && serial == 1120, area == 219 && group == 9 && serial == 9999:
+		return candidate
+	}
+	return valid
+}
+
+func cpfFormatted(ns *numSpan) bool {
+	return !ns.paren && !ns.plus &&
+		((ns.grouped(3, 3, 3, 2) && ns.separated("..-")) || (ns.grouped(9, 2) && ns.separated("-")))
+}
+
+// cpfLevel: 11 digits, bare or ###.###.###-##, not all the same digit;
+// valid when both check digits match.
+func cpfLevel(ns *numSpan) level {
+	if ns.nd != 11 || (ns.ng != 1 && !cpfFormatted(ns)) || ns.plus || ns.paren || ns.allSame() {
+		return none
+	}
+	d := ns.digits
+	if cpfCheck(d[:9]) != d[9] || cpfCheck(d[:10]) != d[10] {
+		return candidate
+	}
+	return valid
+}
+
+// cpfCheck is the next CPF check digit after d (9 or 10 digits).
+func cpfCheck(d []byte) byte {
+	sum := 0
+	for i, x := range d {
+		sum += int(x) * (len(d) + 1 - i)
+	}
+	r := sum * 10 % 11
+	if r == 10 {
+		r = 0
+	}
+	return byte(r)
+}
+
+func cnpjFormatted(ns *numSpan) bool {
+	return !ns.paren && !ns.plus && ns.grouped(2, 3, 3, 4, 2) && ns.separated("../-")
+}
+
+// cnpjLevel: 14 digits, bare or ##.###.###/####-##, not all the same digit;
+// valid when both check digits match.
+func cnpjLevel(ns *numSpan) level {
+	if ns.nd != 14 || (ns.ng != 1 && !cnpjFormatted(ns)) || ns.plus || ns.paren || ns.allSame() {
+		return none
+	}
+	d := ns.digits
+	if cnpjCheck(d[:12]) != d[12] || cnpjCheck(d[:13]) != d[13] {
+		return candidate
+	}
+	return valid
+}
+
+// cnpjCheck is the next CNPJ check digit after d (12 or 13 digits): weights
+// run 2..9 from the right, repeating.
+func cnpjCheck(d []byte) byte {
+	sum := 0
+	w := 2
+	for i := len(d) - 1; i >= 0; i-- {
+		sum += int(d[i]) * w
+		if w++; w > 9 {
+			w = 2
+		}
+	}
+	r := sum % 11
+	if r < 2 {
+		return 0
+	}
+	return byte(11 - r)
+}
+
+// phoneShaped says whether a number is worth handing to the phone parser:
+// international (+CC), in a column named like a phone, or formatted like a
+// phone number rather than a date, a decimal, a grouped amount or an address.
+func phoneShaped(ns *numSpan, hint bool) bool {
+	if ns.nd < 7 || ns.nd > 15 || ns.slash || ns.ng > maxGroups {
+		return false
+	}
+	if ns.plus || hint {
+		return true
+	}
+	if ns.ng < 2 || (ns.dot && ns.ng < 3) {
+		return false
+	}
+	g := ns.groups[:ns.ng]
+	if ns.ng >= 3 && ns.seps[0] == ns.seps[1] && ((g[0] == 4 && g[1] == 2 && g[2] == 2) || (g[0] == 2 && g[1] == 2 && g[2] == 4)) {
+		return false // 2024-01-15 10:00, 15.01.2024
+	}
+	thousands := g[0] < 3 && !ns.paren && !ns.longSep
+	for i := 1; i < ns.ng && thousands; i++ {
+		thousands = g[i] == 3 && ns.seps[i-1] == ns.seps[0]
+	}
+	if thousands {
+		return false // 1 234 567, 4.155.552.671
+	}
+	if ns.dot && ns.ng == 4 && g[0] <= 3 && g[1] <= 3 && g[2] <= 3 && g[3] <= 3 {
+		return false // an IPv4 address
+	}
+	return true
+}
+
+func (f *finder) phoneLevel(s string) level {
+	f.pn.Reset()
+	if err := phonenumbers.ParseToNumber(s, f.region, &f.pn); err != nil {
+		return none
+	}
+	if phonenumbers.IsValidNumber(&f.pn) {
+		return valid
+	}
+	if phonenumbers.IsPossibleNumber(&f.pn) {
+		return candidate
+	}
+	return none
+}
+
+// --- IBAN ---
+
+func (f *finder) ibans(v string) {
+	for i := 0; i+4 <= len(v); i++ {
+		if class[v[i]]&cLetter == 0 || class[v[i+1]]&cLetter == 0 || !isDigit(v[i+2]) || !isDigit(v[i+3]) {
+			continue
+		}
+		if i > 0 && isWord(v[i-1]) {
+			continue
+		}
+		n := ibanLength(v[i], v[i+1])
+		if n == 0 {
+			continue
+		}
+		e := ibanEnd(v, i, n)
+		if e < 0 {
+			continue
+		}
+		f.hit(detIBAN, ibanLevel(v[i:e]), i, e)
+		i = e - 1
+	}
+}
+
+// ibanEnd returns the end of n alphanumeric characters from s, written
+// compact or in groups separated by single spaces, or -1.
+func ibanEnd(v string, s, n int) int {
+	count, j := 0, s
+	for j < len(v) && count < n {
+		c := v[j]
+		if isAlnum(c) {
+			count++
+			j++
+			continue
+		}
+		if c == ' ' && count >= 4 && j+1 < len(v) && isAlnum(v[j+1]) {
+			j++
+			continue
+		}
+		break
+	}
+	if count < n || (j < len(v) && isWord(v[j])) {
+		return -1
+	}
+	return j
+}
+
+// ibanLevel: a known country with its IBAN length is a candidate; valid when
+// the number, rearranged, is 1 modulo 97.
+func ibanLevel(s string) level {
+	r := 0
+	add := func(c byte) {
+		switch {
+		case isDigit(c):
+			r = (r*10 + int(c-'0')) % 97
+		case isAlnum(c):
+			r = (r*100 + int(upper(c)-'A'+10)) % 97
+		}
+	}
+	for i := 4; i < len(s); i++ {
+		add(s[i])
+	}
+	for i := 0; i < 4; i++ {
+		add(s[i])
+	}
+	if r != 1 {
+		return candidate
+	}
+	return valid
+}
+
+// ibanLengths is the SWIFT IBAN registry's length per country, for the
+// countries that use IBAN widely.
+var ibanLengths = map[string]int{
+	"AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+	"CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
+	"FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21,
+	"HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LI": 21,
+	"LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30,
+	"NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+	"SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+}
+
+// ibanTable is ibanLengths indexed by the two letters, for the hot path.
+var ibanTable [26 * 26]uint8
+
+func init() {
+	for cc, n := range ibanLengths {
+		ibanTable[int(cc[0]-'A')*26+int(cc[1]-'A')] = uint8(n)
+	}
+}
+
+func ibanLength(a, b byte) int {
+	a, b = upper(a), upper(b)
+	if a < 'A' || a > 'Z' || b < 'A' || b > 'Z' {
+		return 0
+	}
+	return int(ibanTable[int(a-'A')*26+int(b-'A')])
+}
