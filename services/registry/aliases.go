@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gyreml/gyre/pkg/apierr"
+	"github.com/gyreml/gyre/pkg/paging"
 	eventsv1 "github.com/gyreml/gyre/pkg/pb/gyre/events/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 )
@@ -104,14 +105,14 @@ func (s *Service) getAlias(ctx context.Context, model, alias string) (*registryv
 }
 
 func (s *Service) ListAliasHistory(ctx context.Context, req *registryv1.ListAliasHistoryRequest) (*registryv1.ListAliasHistoryResponse, error) {
-	after, err := decodeIntToken("page_token", req.GetPageToken())
+	after, _, err := paging.IntKey(req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
 	if _, err := s.getModel(ctx, s.pool, req.GetModel()); err != nil {
 		return nil, err
 	}
-	limit := pageSize(req.GetPageSize())
+	limit := paging.Size(req.GetPageSize())
 	rows, err := s.pool.Query(ctx, `SELECT id, alias, from_version, to_version, change_time, changed_by, reason FROM alias_history
 		WHERE model = $1 AND ($2 = '' OR alias = $2) AND id > $3 ORDER BY id LIMIT $4`, req.GetModel(), req.GetAlias(), after, limit+1)
 	if err != nil {
@@ -135,7 +136,7 @@ func (s *Service) ListAliasHistory(ctx context.Context, req *registryv1.ListAlia
 	resp := &registryv1.ListAliasHistoryResponse{Changes: changes}
 	if len(changes) > limit {
 		resp.Changes = changes[:limit]
-		resp.NextPageToken = encodeToken(strconv.FormatInt(ids[limit-1], 10))
+		resp.NextPageToken = paging.Token(strconv.FormatInt(ids[limit-1], 10))
 	}
 	return resp, nil
 }

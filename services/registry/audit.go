@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gyreml/gyre/pkg/paging"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 	"github.com/gyreml/gyre/pkg/server"
 )
@@ -78,11 +79,11 @@ func scanAudit(row pgx.Row) (auditRecord, error) {
 }
 
 func (s *Service) ListAuditRecords(ctx context.Context, req *registryv1.ListAuditRecordsRequest) (*registryv1.ListAuditRecordsResponse, error) {
-	after, err := decodeIntToken("page_token", req.GetPageToken())
+	after, _, err := paging.IntKey(req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
-	limit := pageSize(req.GetPageSize())
+	limit := paging.Size(req.GetPageSize())
 	rows, err := s.pool.Query(ctx, `SELECT `+auditColumns+` FROM audit_log WHERE seq > $1 AND ($2 = '' OR resource = $2)
 		ORDER BY seq LIMIT $3`, after, req.GetResource(), limit+1)
 	if err != nil {
@@ -95,7 +96,7 @@ func (s *Service) ListAuditRecords(ctx context.Context, req *registryv1.ListAudi
 	resp := &registryv1.ListAuditRecordsResponse{}
 	for i, r := range records {
 		if i == limit {
-			resp.NextPageToken = encodeToken(strconv.FormatInt(records[limit-1].seq, 10))
+			resp.NextPageToken = paging.Token(strconv.FormatInt(records[limit-1].seq, 10))
 			break
 		}
 		pr := &registryv1.AuditRecord{Seq: r.seq, Time: timestamppb.New(r.time), Actor: r.actor, Action: r.action,

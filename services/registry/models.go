@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gyreml/gyre/pkg/apierr"
+	"github.com/gyreml/gyre/pkg/paging"
 	eventsv1 "github.com/gyreml/gyre/pkg/pb/gyre/events/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 )
@@ -93,11 +94,11 @@ func (s *Service) getModel(ctx context.Context, q querier, name string) (*regist
 }
 
 func (s *Service) ListModels(ctx context.Context, req *registryv1.ListModelsRequest) (*registryv1.ListModelsResponse, error) {
-	after, err := decodeToken("page_token", req.GetPageToken())
+	after, err := paging.Key(req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
-	limit := pageSize(req.GetPageSize())
+	limit := paging.Size(req.GetPageSize())
 	rows, err := s.pool.Query(ctx, `SELECT `+modelColumns+` FROM models m
 		WHERE m.name > $1 AND starts_with(m.name, $2) ORDER BY m.name LIMIT $3`, after, req.GetNamePrefix(), limit+1)
 	if err != nil {
@@ -110,7 +111,7 @@ func (s *Service) ListModels(ctx context.Context, req *registryv1.ListModelsRequ
 	resp := &registryv1.ListModelsResponse{Models: models}
 	if len(models) > limit {
 		resp.Models = models[:limit]
-		resp.NextPageToken = encodeToken(models[limit-1].Name)
+		resp.NextPageToken = paging.Token(models[limit-1].Name)
 	}
 	return resp, nil
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gyreml/gyre/pkg/apierr"
+	"github.com/gyreml/gyre/pkg/paging"
 	eventsv1 "github.com/gyreml/gyre/pkg/pb/gyre/events/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 	"github.com/gyreml/gyre/pkg/pipeline"
@@ -125,11 +126,11 @@ func (s *Service) getPipeline(ctx context.Context, name string, version int64) (
 
 // ListPipelines lists the latest version of each pipeline.
 func (s *Service) ListPipelines(ctx context.Context, req *registryv1.ListPipelinesRequest) (*registryv1.ListPipelinesResponse, error) {
-	after, err := decodeToken("page_token", req.GetPageToken())
+	after, err := paging.Key(req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
-	limit := pageSize(req.GetPageSize())
+	limit := paging.Size(req.GetPageSize())
 	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (name) `+pipelineColumns+` FROM pipelines
 		WHERE name > $1 ORDER BY name, version DESC LIMIT $2`, after, limit+1)
 	if err != nil {
@@ -142,7 +143,7 @@ func (s *Service) ListPipelines(ctx context.Context, req *registryv1.ListPipelin
 	resp := &registryv1.ListPipelinesResponse{Pipelines: pipes}
 	if len(pipes) > limit {
 		resp.Pipelines = pipes[:limit]
-		resp.NextPageToken = encodeToken(pipes[limit-1].Name)
+		resp.NextPageToken = paging.Token(pipes[limit-1].Name)
 	}
 	return resp, nil
 }

@@ -5,7 +5,6 @@ package registry
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/gyreml/gyre/pkg/apierr"
 	"github.com/gyreml/gyre/pkg/events"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 	"github.com/gyreml/gyre/pkg/pg"
@@ -27,8 +25,6 @@ const Schema = "registry"
 
 // source is the CloudEvents source of the registry's events.
 const source = "gyre/registry"
-
-const defaultPageSize = 100
 
 // Service implements registryv1.RegistryServiceServer.
 type Service struct {
@@ -86,41 +82,6 @@ func actor(ctx context.Context) string {
 }
 
 func etag(revision int64) string { return strconv.FormatInt(revision, 10) }
-
-func pageSize(n int32) int {
-	if n <= 0 {
-		return defaultPageSize
-	}
-	return int(n)
-}
-
-// Page tokens are opaque to clients: the last key of the previous page.
-func encodeToken(key string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("k:" + key))
-}
-
-func decodeToken(field, token string) (string, error) {
-	if token == "" {
-		return "", nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(raw) < 2 || string(raw[:2]) != "k:" {
-		return "", apierr.InvalidField(field, "not a page token from this API")
-	}
-	return string(raw[2:]), nil
-}
-
-func decodeIntToken(field, token string) (int64, error) {
-	key, err := decodeToken(field, token)
-	if err != nil || key == "" {
-		return 0, err
-	}
-	n, err := strconv.ParseInt(key, 10, 64)
-	if err != nil {
-		return 0, apierr.InvalidField(field, "not a page token from this API")
-	}
-	return n, nil
-}
 
 func jsonb(v any) []byte {
 	if v == nil {

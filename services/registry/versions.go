@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gyreml/gyre/pkg/apierr"
+	"github.com/gyreml/gyre/pkg/paging"
 	eventsv1 "github.com/gyreml/gyre/pkg/pb/gyre/events/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 )
@@ -190,11 +191,11 @@ func (s *Service) getVersion(ctx context.Context, model string, version int64) (
 }
 
 func (s *Service) ListModelVersions(ctx context.Context, req *registryv1.ListModelVersionsRequest) (*registryv1.ListModelVersionsResponse, error) {
-	before, err := decodeIntToken("page_token", req.GetPageToken())
+	before, ok, err := paging.IntKey(req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
-	if before == 0 {
+	if !ok {
 		before = 1 << 62
 	}
 	if _, err := s.getModel(ctx, s.pool, req.GetModel()); err != nil {
@@ -204,7 +205,7 @@ func (s *Service) ListModelVersions(ctx context.Context, req *registryv1.ListMod
 	if req.GetStatus() != registryv1.VersionStatus_VERSION_STATUS_UNSPECIFIED {
 		status = statusNames[req.GetStatus()]
 	}
-	limit := pageSize(req.GetPageSize())
+	limit := paging.Size(req.GetPageSize())
 	rows, err := s.pool.Query(ctx, `SELECT `+versionColumns+` FROM model_versions v
 		WHERE v.model = $1 AND v.version < $2 AND ($3 = '' OR v.status = $3) ORDER BY v.version DESC LIMIT $4`,
 		req.GetModel(), before, status, limit+1)
@@ -218,7 +219,7 @@ func (s *Service) ListModelVersions(ctx context.Context, req *registryv1.ListMod
 	resp := &registryv1.ListModelVersionsResponse{Versions: versions}
 	if len(versions) > limit {
 		resp.Versions = versions[:limit]
-		resp.NextPageToken = encodeToken(strconv.FormatInt(versions[limit-1].Version, 10))
+		resp.NextPageToken = paging.Token(strconv.FormatInt(versions[limit-1].Version, 10))
 	}
 	return resp, nil
 }
