@@ -1,7 +1,7 @@
 package main
 
-// The client verbs people type: apply, get, alias, lineage, audit, demo. They
-// talk to a Gyre server over its REST API (pkg/client).
+// The client verbs people type: apply, get, describe, dataset, alias, lineage,
+// audit, demo. They talk to a Gyre server over its REST API (pkg/client).
 
 import (
 	"bytes"
@@ -49,6 +49,8 @@ func addClientCommands(root *cobra.Command) {
 		newLineageCmd(o),
 		newAuditCmd(o),
 		newDemoCmd(o),
+		newDatasetCmd(o),
+		newDescribeCmd(o),
 	)
 }
 

@@ -16,7 +16,7 @@ import (
 func newGetCmd(o *clientOptions) *cobra.Command {
 	get := &cobra.Command{
 		Use:   "get",
-		Short: "Show models, versions and pipelines",
+		Short: "Show models, versions, pipelines and datasets",
 	}
 	get.AddCommand(
 		&cobra.Command{
@@ -87,6 +87,8 @@ func newGetCmd(o *clientOptions) *cobra.Command {
 			}),
 		},
 		newGetPipelineCmd(o),
+		newGetDatasetsCmd(o),
+		newGetDatasetCmd(o),
 	)
 	return get
 }

@@ -83,10 +83,13 @@ func TestDemoStartsItsOwnGyreDevWhenNoServerAnswers(t *testing.T) {
 	for _, want := range []string{
 		"starting a private `gyre dev`",
 		"1) Apply the pipeline", "pipeline demo-credit-risk version 1 created",
-		"2) Register a model version", "registered demo-credit-risk version 1",
-		"3) Move aliases", "staging of demo-credit-risk -> version 2 (was 1)",
-		"4) Lineage of the production version", "dataset:demo-credit-applications@1 (trained)",
-		"5) Check the audit log", "audit log intact",
+		"2) Push the training data", "credit-clean.csv: validated, stored as demo-credit-applications version 1",
+		"credit-pii.csv (the same rows plus email and notes columns): rejected",
+		`privacy: column "email" holds personal data (email)`, "nothing was stored: demo-credit-applications is still at version 1",
+		"3) Register a model version", "training on demo-credit-applications@1: 501 rows", "registered demo-credit-risk version 1",
+		"4) Move aliases", "staging of demo-credit-risk -> version 2 (was 1)",
+		"5) Lineage of the production version", "dataset:demo-credit-applications@1 (trained)",
+		"6) Check the audit log", "audit log intact",
 		"Done.", "Stopping the demo's gyre dev",
 	} {
 		if !strings.Contains(out, want) {
@@ -141,7 +144,9 @@ func TestClientVerbsAgainstGyreDev(t *testing.T) {
 	run("demo")
 	out := run("demo")
 	matches(out, "pipeline demo-credit-risk unchanged \\(version 1\\)")
+	matches(out, "credit-clean.csv: unchanged, same bytes as version 1 of demo-credit-applications")
 	matches(out, "registered demo-credit-risk version 4")
+	dataset := checkDatasetVerbs(t, srv, run, matches)
 
 	matches(run("get", "models"), `(?m)^demo-credit-risk\s+4\s+production=v3, staging=v4\s`)
 	matches(run("get", "model", "demo-credit-risk"), `(?m)^production\s+3\s+1\s`)
@@ -150,7 +155,7 @@ func TestClientVerbsAgainstGyreDev(t *testing.T) {
 	if err := protojson.Unmarshal([]byte(run("get", "version", "demo-credit-risk@production", "-o", "json")), &v); err != nil {
 		t.Fatal(err)
 	}
-	if v.GetVersion() != 3 || v.GetLineage().GetDatasetDigest() != newSyntheticData(400, 7).digest || v.GetMetrics()["accuracy"] < 0.75 {
+	if lin := v.GetLineage(); v.GetVersion() != 3 || lin.GetDatasetVersion() != 1 || lin.GetDatasetDigest() != dataset.GetSha256() || v.GetMetrics()["accuracy"] < 0.75 {
 		t.Fatalf("production version = %v", &v)
 	}
 	matches(run("get", "version", "demo-credit-risk", "4"), `(?m)^Params:\s+\{"learningRate":0.5,"steps":200\}$`)
@@ -169,7 +174,8 @@ func TestClientVerbsAgainstGyreDev(t *testing.T) {
 	matches(run("alias", "set", "demo-credit-risk", "production", "4", "--reason", "better AUC"), `production of demo-credit-risk -> version 4 \(was 3\)`)
 	matches(run("alias", "set", "demo-credit-risk", "production", "4"), `\(unchanged\)`)
 	matches(run("alias", "history", "demo-credit-risk", "production"), `(?m)^\S+ \S+\s+production\s+3\s+4\s+\S+\s+better AUC$`)
-	matches(run("lineage", "demo-credit-risk@4", "--upstream"), `(?m)^  ├── dataset:demo-credit-applications@1 \(trained\)$`)
+	// The dataset node carries what ingestion recorded of the version.
+	matches(run("lineage", "demo-credit-risk@4", "--upstream"), `(?m)^  ├── dataset:demo-credit-applications@1 \(trained\)  \[.*\bsha256=`+dataset.GetSha256()+`\b`)
 
 	var audit registryv1.ListAuditRecordsResponse
 	if err := protojson.Unmarshal([]byte(run("audit", "list", "--resource", "models/demo-credit-risk/aliases/production", "-o", "json")), &audit); err != nil {
@@ -263,16 +269,16 @@ func TestPrintErrorListsEveryField(t *testing.T) {
 	}
 }
 
-func TestDemoDataAndModelAreDeterministic(t *testing.T) {
-	a, b := newSyntheticData(400, 7), newSyntheticData(400, 7)
-	if a.digest != b.digest || !bytes.Equal(a.csv, b.csv) {
-		t.Fatal("the same seed gave different data")
+func TestDemoModelIsDeterministic(t *testing.T) {
+	a, err := parseTrainingData(demoCleanCSV)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if newSyntheticData(400, 8).digest == a.digest {
-		t.Fatal("another seed gave the same data")
+	if len(a.x) != 501 || len(a.x[0]) != len(demoFeatures) {
+		t.Fatalf("parsed %d rows of %d features", len(a.x), len(a.x[0]))
 	}
 	short, long := trainLogistic(a, 5, 0.5), trainLogistic(a, 200, 0.5)
-	if fmt.Sprint(trainLogistic(b, 200, 0.5).weights) != fmt.Sprint(long.weights) {
+	if fmt.Sprint(trainLogistic(a, 200, 0.5).weights) != fmt.Sprint(long.weights) {
 		t.Fatal("training is not deterministic")
 	}
 	accShort, _, lossShort := short.evaluate(a)

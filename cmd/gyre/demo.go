@@ -5,16 +5,17 @@ import (
 	"context"
 	"crypto/sha256"
 	_ "embed"
+	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/gyreml/gyre/pkg/client"
+	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 )
 
@@ -34,10 +36,19 @@ import (
 //go:embed demo_pipeline.yaml
 var demoPipeline string
 
+// The demo's data: copies of examples/datasets, which a test keeps identical.
+var (
+	//go:embed demo_data/credit-clean.csv
+	demoCleanCSV []byte
+	//go:embed demo_data/credit-pii.csv
+	demoPIICSV []byte
+)
+
 const (
-	demoDataset = "demo-credit-applications"
-	demoTrainer = "builtin/logistic"
-	demoFormat  = "gyre-logistic-json"
+	demoCleanFile = "credit-clean.csv"
+	demoPIIFile   = "credit-pii.csv"
+	demoTrainer   = "builtin/logistic"
+	demoFormat    = "gyre-logistic-json"
 )
 
 func newDemoCmd(o *clientOptions) *cobra.Command {
@@ -45,7 +56,8 @@ func newDemoCmd(o *clientOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Play the Gyre loop against a running server (or a private `gyre dev` it starts)",
-		Long: "The demo applies a pipeline, registers two model versions it trains itself, moves the\n" +
+		Long: "The demo applies a pipeline, pushes a clean dataset (validated) and one with personal data\n" +
+			"(rejected), registers two model versions it trains itself on the clean one, moves the\n" +
 			"staging and production aliases, shows the lineage and checks the audit log. When nothing\n" +
 			"answers on --server it starts `gyre dev` with a temporary state directory and stops it at the end.",
 		Args: cobra.NoArgs,
@@ -86,7 +98,9 @@ type demo struct {
 
 	pipeline *registryv1.Pipeline
 	created  bool
-	data     syntheticData
+	dataset  *ingestionv1.DatasetVersion // the validated version the models train on
+	rejected *ingestionv1.UploadVersionResponse
+	data     trainingData
 	first    *registryv1.ModelVersion
 	second   *registryv1.ModelVersion
 	audit    *registryv1.VerifyAuditResponse
@@ -145,6 +159,7 @@ func (d *demo) play(ctx context.Context) error {
 		run   func(context.Context) error
 	}{
 		{"Apply the pipeline", d.applyPipeline},
+		{"Push the training data: a clean file, then one with personal data", d.pushData},
 		{"Register a model version", d.registerFirst},
 		{"Move aliases: staging, production, then a better version to staging", d.moveAliases},
 		{"Lineage of the production version", d.lineage},
@@ -185,9 +200,78 @@ func (d *demo) applyPipeline(ctx context.Context) error {
 	return nil
 }
 
+func (d *demo) pushData(ctx context.Context) error {
+	p := d.pipeline
+	resp, err := d.push(ctx, demoCleanFile, demoCleanCSV)
+	if err != nil {
+		return err
+	}
+	if rejected(resp) {
+		return fmt.Errorf("%s was rejected: %s", demoCleanFile, strings.Join(resp.GetSummary().GetReasons(), "; "))
+	}
+	v, sum := resp.GetVersion(), resp.GetSummary()
+	d.dataset = v
+	if resp.GetExisting() {
+		d.say("%s: unchanged, same bytes as version %d of %s", demoCleanFile, v.GetVersion(), v.GetDataset())
+	} else {
+		d.say("%s: validated, stored as %s version %d", demoCleanFile, v.GetDataset(), v.GetVersion())
+	}
+	d.say("sha256 %s, %d rows, %s stored", v.GetSha256(), v.GetRows(), bytesSize(v.GetSizeBytes()))
+	d.say("rules: %d checked, %d failed; personal data: %d findings; smallest group over the quasi-identifiers: %d rows",
+		sum.GetRulesChecked(), sum.GetRulesFailed(), sum.GetPrivacyFindings(), sum.GetSmallestEquivalenceClass())
+
+	before, err := d.c.GetDataset(ctx, p.GetDataset())
+	if err != nil {
+		return err
+	}
+	resp, err = d.push(ctx, demoPIIFile, demoPIICSV)
+	if err != nil {
+		return err
+	}
+	if !rejected(resp) {
+		return fmt.Errorf("%s holds e-mail addresses, yet it was accepted as version %d", demoPIIFile, resp.GetVersion().GetVersion())
+	}
+	d.rejected = resp
+	d.say("%s (the same rows plus email and notes columns): rejected", demoPIIFile)
+	for _, r := range resp.GetSummary().GetReasons() {
+		d.say("  - %s", r)
+	}
+	after, err := d.c.GetDataset(ctx, p.GetDataset())
+	if err != nil {
+		return err
+	}
+	if after.GetLatestVersion() != before.GetLatestVersion() {
+		return fmt.Errorf("the rejected upload moved %s from version %d to %d", p.GetDataset(), before.GetLatestVersion(), after.GetLatestVersion())
+	}
+	d.say("nothing was stored: %s is still at version %d, with %d rejected upload(s) on record",
+		after.GetName(), after.GetLatestVersion(), after.GetRejectedUploads())
+	d.say("the rejection's report names columns, detectors and row numbers, never a value: gyre describe dataset %s --report %s",
+		p.GetDataset(), short(resp.GetReportSha256()))
+	return nil
+}
+
+// push uploads one of the demo's files under the demo pipeline's validation.
+func (d *demo) push(ctx context.Context, file string, data []byte) (*ingestionv1.UploadVersionResponse, error) {
+	contentType, err := client.ContentTypeFor(file)
+	if err != nil {
+		return nil, err
+	}
+	p := d.pipeline
+	resp, err := d.c.PushDataset(ctx, p.GetDataset(), bytes.NewReader(data), int64(len(data)), contentType, p.GetName(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("push %s: %w", file, err)
+	}
+	return resp, nil
+}
+
 func (d *demo) registerFirst(ctx context.Context) error {
-	d.data = newSyntheticData(400, 7)
-	d.say("generated %d synthetic credit applications (%s), sha256 %s", len(d.data.y), strings.Join(d.data.columns, ", "), short(d.data.digest))
+	data, err := parseTrainingData(demoCleanCSV)
+	if err != nil {
+		return err
+	}
+	d.data = data
+	d.say("training on %s@%d: %d rows, features %s, target %q", d.dataset.GetDataset(), d.dataset.GetVersion(),
+		len(data.y), strings.Join(data.features, ", "), data.target)
 	v, err := d.trainAndRegister(ctx, 5, "first candidate: a quick fit")
 	if err != nil {
 		return err
@@ -201,7 +285,7 @@ func (d *demo) trainAndRegister(ctx context.Context, steps int, note string) (*r
 	const learningRate = 0.5
 	m := trainLogistic(d.data, steps, learningRate)
 	acc, auc, loss := m.evaluate(d.data)
-	artifact, err := m.artifact(d.data, time.Now())
+	artifact, err := m.artifact(d.dataset, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +306,7 @@ func (d *demo) trainAndRegister(ctx context.Context, steps int, note string) (*r
 		Metrics:        map[string]float64{"accuracy": round4(acc), "auc": round4(auc), "log_loss": round4(loss)},
 		Tags:           map[string]string{"source": "gyre-demo", "note": note},
 		Lineage: &registryv1.VersionLineage{
-			Dataset: demoDataset, DatasetVersion: 1, DatasetDigest: d.data.digest,
+			Dataset: d.dataset.GetDataset(), DatasetVersion: d.dataset.GetVersion(), DatasetDigest: d.dataset.GetSha256(),
 			Pipeline: p.GetName(), PipelineVersion: p.GetVersion(),
 			Trainer: demoTrainer, CodeRef: "gyre-demo/" + version,
 		},
@@ -316,7 +400,8 @@ func (d *demo) summary() {
 	fmt.Fprintf(d.out, "\nDone. What the demo did on %s:\n", d.server)
 	d.indented(func(w io.Writer) {
 		field(w, "pipeline", fmt.Sprintf("%s version %d (%s)", p.GetName(), p.GetVersion(), state))
-		field(w, "dataset", fmt.Sprintf("%s@1, sha256 %s", demoDataset, d.data.digest))
+		field(w, "dataset", fmt.Sprintf("%s@%d, sha256 %s, %d rows", d.dataset.GetDataset(), d.dataset.GetVersion(), d.dataset.GetSha256(), d.dataset.GetRows()))
+		field(w, "rejected upload", fmt.Sprintf("%s (personal data), report sha256 %s", demoPIIFile, d.rejected.GetReportSha256()))
 		for _, v := range []*registryv1.ModelVersion{d.first, d.second} {
 			field(w, "model version", fmt.Sprintf("%s@%d, accuracy %s, sha256 %s", model, v.GetVersion(), num(v.GetMetrics()["accuracy"]), v.GetArtifactSha256()))
 		}
@@ -327,8 +412,8 @@ func (d *demo) summary() {
 		fmt.Fprintln(d.out, "\nThis server was the demo's own; run `gyre dev` to keep one, then `gyre demo` again.")
 		return
 	}
-	fmt.Fprintf(d.out, "\nLook around: gyre get model %s · gyre get versions %s · gyre lineage %s@%d · gyre audit list\n",
-		model, model, model, d.second.GetVersion())
+	fmt.Fprintf(d.out, "\nLook around: gyre get dataset %s · gyre describe dataset %s@%d\n", d.dataset.GetDataset(), d.dataset.GetDataset(), d.dataset.GetVersion())
+	fmt.Fprintf(d.out, "             gyre get model %s · gyre get versions %s · gyre lineage %s@%d · gyre audit list\n", model, model, model, d.second.GetVersion())
 }
 
 // indented writes a table three spaces in, under the stage heading.
@@ -470,45 +555,64 @@ func (t *tailBuffer) String() string {
 	return string(t.buf)
 }
 
-// syntheticData is a small credit dataset: who defaulted, from four features.
-type syntheticData struct {
-	columns []string // features, then the target
-	x       [][]float64
-	y       []float64
-	csv     []byte
-	digest  string // sha256 of csv
+// trainingData is the demo's credit table: who defaulted, from a few features.
+type trainingData struct {
+	features []string
+	target   string
+	x        [][]float64
+	y        []float64
 }
 
-// newSyntheticData draws n applications from a fixed seed, so every run has the same bytes.
-func newSyntheticData(n int, seed uint64) syntheticData {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	d := syntheticData{columns: []string{"age", "income", "debt_ratio", "late_payments", "sex", "default"}}
-	var csv bytes.Buffer
-	csv.WriteString(strings.Join(d.columns, ",") + "\n")
-	for range n {
-		age := float64(21 + r.IntN(50))
-		income := math.Round((15+r.ExpFloat64()*45)*10) / 10 // thousands a year
-		debt := math.Round(r.Float64()*1000) / 1000
-		late := float64(r.IntN(6))
-		sex := float64(r.IntN(2))
-		logit := -0.8 + 3.2*debt + 0.55*late - 0.03*income - 0.02*(age-40)
-		label := 0.0
-		if r.Float64() < 1/(1+math.Exp(-logit)) {
-			label = 1
-		}
-		d.x = append(d.x, []float64{age, income, debt, late, sex})
-		d.y = append(d.y, label)
-		fmt.Fprintf(&csv, "%g,%g,%g,%g,%s,%g\n", age, income, debt, late, []string{"f", "m"}[int(sex)], label)
+// The columns the demo's model reads, and how it encodes sex.
+var (
+	demoFeatures = []string{"age", "income", "debt_ratio", "late_payments", "sex"}
+	sexCodes     = map[string]float64{"f": 0, "m": 1}
+)
+
+const demoTarget = "default"
+
+// parseTrainingData reads the demo's CSV into features and labels.
+func parseTrainingData(data []byte) (trainingData, error) {
+	records, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	if err != nil {
+		return trainingData{}, fmt.Errorf("read demo data: %w", err)
 	}
-	d.csv = csv.Bytes()
-	sum := sha256.Sum256(d.csv)
-	d.digest = hex.EncodeToString(sum[:])
-	return d
+	if len(records) < 2 {
+		return trainingData{}, errors.New("demo data has no rows")
+	}
+	header := records[0]
+	wanted := append(slices.Clone(demoFeatures), demoTarget)
+	columns := make([]int, len(wanted))
+	for i, name := range wanted {
+		if columns[i] = slices.Index(header, name); columns[i] < 0 {
+			return trainingData{}, fmt.Errorf("demo data lacks column %q", name)
+		}
+	}
+	d := trainingData{features: demoFeatures, target: demoTarget}
+	for n, rec := range records[1:] {
+		values := make([]float64, len(columns))
+		for i, j := range columns {
+			var ok bool
+			if header[j] == "sex" {
+				values[i], ok = sexCodes[rec[j]]
+			} else {
+				values[i], err = strconv.ParseFloat(rec[j], 64)
+				ok = err == nil
+			}
+			if !ok {
+				return trainingData{}, fmt.Errorf("demo data row %d, column %s: bad value %q", n+1, header[j], rec[j])
+			}
+		}
+		d.x = append(d.x, values[:len(demoFeatures)])
+		d.y = append(d.y, values[len(demoFeatures)])
+	}
+	return d, nil
 }
 
 // logistic is a logistic regression over standardized features.
 type logistic struct {
 	features []string
+	target   string
 	mean     []float64
 	scale    []float64
 	weights  []float64
@@ -516,9 +620,9 @@ type logistic struct {
 }
 
 // trainLogistic runs full-batch gradient descent from zero weights: deterministic.
-func trainLogistic(d syntheticData, steps int, learningRate float64) *logistic {
-	k := len(d.x[0])
-	m := &logistic{features: d.columns[:k], mean: make([]float64, k), scale: make([]float64, k), weights: make([]float64, k)}
+func trainLogistic(d trainingData, steps int, learningRate float64) *logistic {
+	k := len(d.features)
+	m := &logistic{features: d.features, target: d.target, mean: make([]float64, k), scale: make([]float64, k), weights: make([]float64, k)}
 	n := float64(len(d.x))
 	for j := range k {
 		for _, row := range d.x {
@@ -560,7 +664,7 @@ func (m *logistic) predict(row []float64) float64 {
 }
 
 // evaluate returns accuracy at 0.5, the ROC AUC and the mean log loss.
-func (m *logistic) evaluate(d syntheticData) (accuracy, auc, logLoss float64) {
+func (m *logistic) evaluate(d trainingData) (accuracy, auc, logLoss float64) {
 	type scored struct{ p, y float64 }
 	all := make([]scored, len(d.x))
 	correct := 0
@@ -600,21 +704,21 @@ func (m *logistic) evaluate(d syntheticData) (accuracy, auc, logLoss float64) {
 }
 
 // artifact is the model file: everything needed to score a row, and where it came from.
-func (m *logistic) artifact(d syntheticData, trainedAt time.Time) ([]byte, error) {
+func (m *logistic) artifact(ds *ingestionv1.DatasetVersion, trainedAt time.Time) ([]byte, error) {
 	doc := map[string]any{
 		"format":   demoFormat,
 		"features": m.features,
-		"target":   d.columns[len(d.columns)-1],
+		"target":   m.target,
 		"mean":     m.mean,
 		"scale":    m.scale,
 		"weights":  m.weights,
 		"bias":     m.bias,
-		"dataset":  map[string]any{"name": demoDataset, "version": 1, "sha256": d.digest},
+		"dataset":  map[string]any{"name": ds.GetDataset(), "version": ds.GetVersion(), "sha256": ds.GetSha256()},
 		// Every run's artifact is new: the registry refuses a second version with the same digest.
 		"trainedAt": trainedAt.UTC().Format(time.RFC3339Nano),
-		"encoding":  map[string]any{"sex": map[string]int{"f": 0, "m": 1}},
+		"encoding":  map[string]any{"sex": sexCodes},
 		"trainer":   demoTrainer,
-		"producer":  "gyre demo " + version + " (" + strconv.Itoa(len(d.x)) + " rows)",
+		"producer":  "gyre demo " + version + " (" + strconv.FormatInt(ds.GetRows(), 10) + " rows)",
 	}
 	raw, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

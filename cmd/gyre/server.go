@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -224,7 +226,32 @@ func startDevStack(ctx context.Context, dir string, cfg *config.Config, log *slo
 		return nil, err
 	}
 	cfg.S3.Endpoint, cfg.S3.AccessKey, cfg.S3.SecretKey = s.s3.Endpoint, s.s3.AccessKey, s.s3.SecretKey
+	if cfg.Ingestion.PseudonymizationKey == "" {
+		if cfg.Ingestion.PseudonymizationKey, err = stateKey(filepath.Join(dir, "pseudonymization.key")); err != nil {
+			s.stop(log)
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// stateKey reads a random key kept in the state dir, creating it on first
+// use, so pseudonyms stay stable across restarts of `gyre dev`.
+func stateKey(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	key := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return key, nil
 }
 
 func (s *devStack) stop(log *slog.Logger) {

@@ -98,3 +98,8 @@ func Status(ctx context.Context, log *slog.Logger, err error) *status.Status {
 	log.ErrorContext(ctx, "internal error", "err", err)
 	return status.New(codes.Internal, "internal error")
 }
+
+// TooLarge is a request over a configured size limit (HTTP 413 on uploads).
+func TooLarge(format string, args ...any) error {
+	return newf(codes.ResourceExhausted, format, args...)
+}

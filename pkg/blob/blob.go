@@ -326,3 +326,39 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 func (v *verifyingReader) Close() error {
 	return v.obj.Close()
 }
+
+// URI names an object of this store as s3://bucket/key.
+func (s *Store) URI(key string) string { return "s3://" + s.bucket + "/" + key }
+
+// KeyOf is the key of an s3:// URI in this store's bucket; ok is false for
+// any other URI.
+func (s *Store) KeyOf(uri string) (key string, ok bool) {
+	key, ok = strings.CutPrefix(uri, "s3://"+s.bucket+"/")
+	return key, ok && key != ""
+}
+
+// Open reads an object that came from outside Gyre, so has no digest to
+// verify (e.g. a dataset file registered by its URI); the caller hashes it.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	obj, err := s.client.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("open blob %s: %w", key, notFound(err))
+	}
+	if _, err := obj.Stat(); err != nil {
+		obj.Close()
+		return nil, fmt.Errorf("open blob %s: %w", key, notFound(err))
+	}
+	return obj, nil
+}
+
+// List returns the keys under prefix, in key order.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	for obj := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			return nil, fmt.Errorf("list blobs %s: %w", prefix, obj.Err)
+		}
+		keys = append(keys, obj.Key)
+	}
+	return keys, nil
+}

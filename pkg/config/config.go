@@ -34,6 +34,19 @@ type Config struct {
 	Log      Log       `yaml:"log"`
 	Tracing  Tracing   `yaml:"tracing"`
 	Services Endpoints `yaml:"services"`
+
+	Ingestion Ingestion `yaml:"ingestion"`
+}
+
+type Ingestion struct {
+	// MaxUploadBytes refuses bigger dataset uploads (bytes as sent).
+	MaxUploadBytes int64 `yaml:"maxUploadBytes"`
+	// PseudonymizationKey keys the HMAC that pseudonymises personal data; keep
+	// it stable so pseudonyms join across versions. Required for the
+	// pseudonymize policy.
+	PseudonymizationKey string `yaml:"pseudonymizationKey" secret:"true"`
+	// SpoolDir holds uploads while they are checked (default: the OS temp dir).
+	SpoolDir string `yaml:"spoolDir"`
 }
 
 type Database struct {
@@ -82,6 +95,7 @@ func Default() Config {
 		S3:              S3{Bucket: "gyre", Region: "us-east-1"},
 		Log:             Log{Level: "info", Format: "json"},
 		Tracing:         Tracing{SampleRatio: 1},
+		Ingestion:       Ingestion{MaxUploadBytes: 10 << 30},
 	}
 }
 
@@ -177,6 +191,12 @@ func (c *Config) Validate() error {
 	case "json", "text":
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q is not one of json, text", c.Log.Format))
+	}
+	if c.Ingestion.MaxUploadBytes <= 0 {
+		errs = append(errs, errors.New("ingestion.maxUploadBytes: must be positive"))
+	}
+	if k := c.Ingestion.PseudonymizationKey; k != "" && len(k) < 16 {
+		errs = append(errs, errors.New("ingestion.pseudonymizationKey: must be at least 16 characters"))
 	}
 	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
 		errs = append(errs, errors.New("tracing.sampleRatio: must be within [0, 1]"))

@@ -7,34 +7,43 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/gyreml/gyre/migrations"
 	"github.com/gyreml/gyre/pkg/app"
 	"github.com/gyreml/gyre/pkg/blob"
 	"github.com/gyreml/gyre/pkg/config"
 	"github.com/gyreml/gyre/pkg/events"
+	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 	"github.com/gyreml/gyre/pkg/pg"
 	"github.com/gyreml/gyre/pkg/server"
 	"github.com/gyreml/gyre/pkg/telemetry"
+	"github.com/gyreml/gyre/services/ingestion"
 	"github.com/gyreml/gyre/services/registry"
 )
 
 // Module and target names.
 const (
-	Tracing  = "tracing"
-	Server   = "server"
-	Postgres = "postgres"
-	NATS     = "nats"
-	S3       = "s3"
-	Registry = "registry"
-	All      = "all"
+	Tracing   = "tracing"
+	Server    = "server"
+	Postgres  = "postgres"
+	NATS      = "nats"
+	S3        = "s3"
+	Registry  = "registry"
+	Ingestion = "ingestion"
+	All       = "all"
 )
 
 // Process is one running gyre process: the modules its targets need, and what
@@ -49,6 +58,8 @@ type Process struct {
 	Blobs    *blob.Store
 
 	manager *app.Manager
+	// modules this process runs, in start order.
+	modules []string
 }
 
 // New builds the module table for cfg; nothing starts until Start.
@@ -61,7 +72,8 @@ func New(cfg config.Config, log *slog.Logger) (*Process, error) {
 		{Name: NATS, Deps: []string{Server}, Init: p.initNATS},
 		{Name: S3, Deps: []string{Server}, Init: p.initS3},
 		{Name: Registry, Deps: []string{Server, Postgres, NATS}, Init: p.initRegistry},
-		{Name: All, Deps: []string{Registry, S3}, Init: noService},
+		{Name: Ingestion, Deps: []string{Server, Postgres, NATS, S3}, Init: p.initIngestion},
+		{Name: All, Deps: []string{Registry, Ingestion}, Init: noService},
 	}
 	m, err := app.NewManager(log, mods...)
 	if err != nil {
@@ -72,7 +84,14 @@ func New(cfg config.Config, log *slog.Logger) (*Process, error) {
 }
 
 // Start starts the configured targets (dependencies first).
-func (p *Process) Start(ctx context.Context) error { return p.manager.Start(ctx, p.Config.Targets) }
+func (p *Process) Start(ctx context.Context) error {
+	order, err := p.manager.Order(p.Config.Targets)
+	if err != nil {
+		return err
+	}
+	p.modules = order
+	return p.manager.Start(ctx, p.Config.Targets)
+}
 
 // Stop drains and stops everything within the configured shutdown timeout.
 func (p *Process) Stop() error {
@@ -166,36 +185,48 @@ func (p *Process) servicePool(ctx context.Context, schema string) (*pgxpool.Pool
 	return pool, nil
 }
 
-// relay runs a service's outbox relay; stopping it flushes what is pending.
-type relay struct {
-	r      *events.Relay
-	pool   *pgxpool.Pool
-	cancel context.CancelFunc
-	done   chan struct{}
-	log    *slog.Logger
+// eventLoop runs a service's background event work: its outbox relay and any
+// consumers. Stopping it stops the consumers, flushes the outbox and closes
+// the service's pool.
+type eventLoop struct {
+	relay     *events.Relay
+	consumers []*events.Consumer
+	pool      *pgxpool.Pool
+	log       *slog.Logger
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
-func (p *Process) newRelay(pool *pgxpool.Pool) *relay {
-	return &relay{r: &events.Relay{Pool: pool, JS: p.JS, Logger: p.Log}, pool: pool, log: p.Log, done: make(chan struct{})}
+func (p *Process) newEventLoop(pool *pgxpool.Pool, consumers ...*events.Consumer) *eventLoop {
+	for _, c := range consumers {
+		c.Pool, c.JS, c.Logger = pool, p.JS, p.Log
+	}
+	return &eventLoop{relay: &events.Relay{Pool: pool, JS: p.JS, Logger: p.Log}, consumers: consumers, pool: pool, log: p.Log}
 }
 
-func (r *relay) Start(context.Context) error {
+func (l *eventLoop) Start(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() {
-		defer close(r.done)
-		if err := r.r.Run(ctx); err != nil && ctx.Err() == nil {
-			r.log.Error("outbox relay stopped", "err", err)
+	l.cancel = cancel
+	l.wg.Go(func() {
+		if err := l.relay.Run(ctx); err != nil && ctx.Err() == nil {
+			l.log.Error("outbox relay stopped", "err", err)
 		}
-	}()
+	})
+	for _, c := range l.consumers {
+		l.wg.Go(func() {
+			if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+				l.log.Error("event consumer stopped", "consumer", c.Name, "err", err)
+			}
+		})
+	}
 	return nil
 }
 
-func (r *relay) Stop(ctx context.Context) error {
-	r.cancel()
-	<-r.done
-	err := r.r.Flush(ctx)
-	r.pool.Close()
+func (l *eventLoop) Stop(ctx context.Context) error {
+	l.cancel()
+	l.wg.Wait()
+	err := l.relay.Flush(ctx)
+	l.pool.Close()
 	if err != nil {
 		return fmt.Errorf("flush outbox: %w", err)
 	}
@@ -214,5 +245,48 @@ func (p *Process) initRegistry(ctx context.Context) (app.Service, error) {
 		return nil, err
 	}
 	p.Server.SetServing(registryv1.RegistryService_ServiceDesc.ServiceName)
-	return p.newRelay(pool), nil
+	return p.newEventLoop(pool, &events.Consumer{Name: "registry", Subjects: registry.ConsumedSubjects, Handler: svc.HandleEvent}), nil
+}
+
+// registryClient reaches the registry: in this process, or at services.registry.
+func (p *Process) registryClient() (registryv1.RegistryServiceClient, error) {
+	if addr := p.Config.Services.Registry; addr != "" {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
+		if err != nil {
+			return nil, fmt.Errorf("registry client %s: %w", addr, err)
+		}
+		return registryv1.NewRegistryServiceClient(conn), nil
+	}
+	if !slices.Contains(p.modules, Registry) {
+		return nil, fmt.Errorf("the registry is neither a target of this process nor configured (services.registry / GYRE_SERVICES_REGISTRY)")
+	}
+	return registryv1.NewRegistryServiceClient(p.Server.Conn), nil
+}
+
+func (p *Process) initIngestion(ctx context.Context) (app.Service, error) {
+	reg, err := p.registryClient()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := p.servicePool(ctx, ingestion.Schema)
+	if err != nil {
+		return nil, err
+	}
+	c := p.Config.Ingestion
+	svc, err := ingestion.New(pool, p.Blobs, reg, ingestion.Config{
+		MaxUploadBytes: c.MaxUploadBytes, PseudonymizationKey: []byte(c.PseudonymizationKey), SpoolDir: c.SpoolDir,
+	}, p.Log.With("service", Ingestion))
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	ingestionv1.RegisterIngestionServiceServer(p.Server.GRPC, svc)
+	if err := ingestionv1.RegisterIngestionServiceHandler(ctx, p.Server.Gateway, p.Server.Conn); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	p.Server.Handle(ingestion.UploadPattern, http.HandlerFunc(svc.ServeUpload))
+	p.Server.SetServing(ingestionv1.IngestionService_ServiceDesc.ServiceName)
+	return p.newEventLoop(pool), nil
 }

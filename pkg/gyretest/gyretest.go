@@ -39,6 +39,12 @@ type Env struct {
 // Start runs targets (default "all") until the test ends.
 func Start(t testing.TB, targets ...string) *Env {
 	t.Helper()
+	return StartWith(t, nil, targets...)
+}
+
+// StartWith is Start with a chance to change the configuration first.
+func StartWith(t testing.TB, configure func(*config.Config), targets ...string) *Env {
+	t.Helper()
 	if len(targets) == 0 {
 		targets = []string{gyre.All}
 	}
@@ -61,6 +67,11 @@ func Start(t testing.TB, targets ...string) *Env {
 	cfg.NATS.URL = natsSrv.URL
 	cfg.S3.Endpoint, cfg.S3.AccessKey, cfg.S3.SecretKey = s3.Endpoint, s3.AccessKey, s3.SecretKey
 	cfg.ShutdownTimeout = 10 * time.Second
+	cfg.Ingestion.PseudonymizationKey = "gyretest-pseudonymization-key"
+	cfg.Ingestion.SpoolDir = filepath.Join(dir, "spool")
+	if configure != nil {
+		configure(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("gyretest: config: %v", err)
 	}

@@ -81,7 +81,7 @@ const (
 
 // Byte classes, looked up once per byte on the hot path.
 const (
-	cDigit uint8 = 1 << iota
+	cDigit uint16 = 1 << iota
 	cLetter
 	cWord     // letters, digits, '_' and every non-ASCII byte: a token boundary is a non-word byte
 	cNumSep   // separators inside a formatted number
@@ -89,13 +89,15 @@ const (
 	cDomain   // email domain
 	cIP       // hex digits, '.' and ':'
 	cHexDigit // 0-9 a-f A-F
+	cMark     // '@', '.', ':' and '-', counted by the first pass over a value
+	cPlain    // digits, '.' and '-': the bytes of plain numbers
 )
 
-var class [256]uint8
+var class [256]uint16
 
 func init() {
 	for c := 0; c < 256; c++ {
-		var k uint8
+		var k uint16
 		switch {
 		case c >= '0' && c <= '9':
 			k |= cDigit | cWord | cLocal | cDomain | cIP | cHexDigit
@@ -123,8 +125,14 @@ func init() {
 		case ':':
 			k |= cIP
 		}
-		if c == '.' {
-			k |= cIP
+		switch c {
+		case '.':
+			k |= cIP | cMark
+		case '@', ':', '-':
+			k |= cMark
+		}
+		if c >= '0' && c <= '9' || c == '.' || c == '-' {
+			k |= cPlain
 		}
 		class[c] = k
 	}

@@ -186,7 +186,7 @@ func sampleShares(xs []float64, edges []float64) []float64 {
 // over the values either side's top-k sketch tracks, plus one "other"
 // bucket holding the rest of each side's rows. A tracked value weighs its
 // guaranteed count (Count − Error); the difference goes to "other". While a
-// column has fewer than TopKCapacity distinct values everything is exact.
+// column never had more than TopKCapacity distinct values it is exact.
 // Note scipy.spatial.distance.jensenshannon returns the square root of this.
 func JensenShannon(ref, cur *ColumnProfile) (float64, error) {
 	for _, c := range []struct {

@@ -10,7 +10,9 @@ package profile
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/gyreml/gyre/pkg/sketch"
@@ -42,7 +44,7 @@ func (k ColumnKind) ordered() bool { return k == Numeric || k == Timestamp }
 // Sizes of a profile's summaries.
 const (
 	HistogramBins = 20  // equal-width bins between min and max
-	TopKCapacity  = 256 // values tracked per categorical column
+	TopKCapacity  = 512 // counters per categorical column
 	TopKShown     = 20  // values listed in ColumnProfile.TopK
 )
 
@@ -71,8 +73,8 @@ type ColumnProfile struct {
 	Count   int64      `json:"count"`
 	Nulls   int64      `json:"nulls"`
 	Invalid int64      `json:"invalid"`
-	// Distinct is exact for bool columns and for categorical columns with
-	// fewer than TopKCapacity values, else a HyperLogLog estimate.
+	// Distinct is exact for bool columns and for categorical columns that
+	// never had more than TopKCapacity values, else a HyperLogLog estimate.
 	Distinct int64 `json:"distinct"`
 	// Min, Max, Mean and Std (sample, n-1) are exact, for numeric and
 	// timestamp columns (Unix seconds) with values; Std needs two values.
@@ -88,7 +90,7 @@ type ColumnProfile struct {
 	// TopK lists the TopKShown most frequent values of categorical and
 	// bool columns, most frequent first.
 	TopK     []ValueCount `json:"topK,omitempty"`
-	Sketches Sketches     `json:"sketches"`
+	Sketches Sketches     `json:"sketches,omitzero"`
 }
 
 // Bin is one histogram bin. The first holds [Lower, Upper], the others
@@ -99,8 +101,9 @@ type Bin struct {
 	Count int64   `json:"count"`
 }
 
-// ValueCount is a frequent value. Count may exceed the true count by at most
-// Error (0 while the column has fewer than TopKCapacity distinct values).
+// ValueCount is a frequent value: its true count lies in [Count-Error,
+// Count]. Error is 0 while the column never had more than TopKCapacity
+// distinct values, and at most 2·Count/TopKCapacity of the column after.
 type ValueCount struct {
 	Value string `json:"value"`
 	Count int64  `json:"count"`
@@ -182,6 +185,22 @@ func (s Sketches) merge(o Sketches) error {
 	return nil
 }
 
+// Summary returns a copy of p without the sketches: the readable part, a
+// few KiB, for a database row or an API response. It cannot be merged or
+// used for drift.
+func (p *Profile) Summary() *Profile {
+	out := &Profile{Rows: p.Rows, Columns: make([]*ColumnProfile, len(p.Columns))}
+	for i, c := range p.Columns {
+		s := *c
+		s.Quantiles = maps.Clone(c.Quantiles)
+		s.Histogram = slices.Clone(c.Histogram)
+		s.TopK = slices.Clone(c.TopK)
+		s.Sketches = Sketches{}
+		out.Columns[i] = &s
+	}
+	return out
+}
+
 // Column returns the column named name, or nil.
 func (p *Profile) Column(name string) *ColumnProfile {
 	for _, c := range p.Columns {
@@ -249,8 +268,8 @@ func (c *ColumnProfile) summarize() {
 	switch {
 	case c.Kind == Bool:
 		c.Distinct = int64(s.TopK.Len())
-	case c.Kind == Categorical && s.TopK.Len() < s.TopK.Capacity():
-		// The counters never filled, so every value seen has one.
+	case c.Kind == Categorical && s.TopK.Exact():
+		// Never purged, so every value seen has a counter.
 		c.Distinct = int64(s.TopK.Len())
 	default:
 		c.Distinct = min(s.Distinct.Estimate(), c.Count)

@@ -311,6 +311,14 @@ func TestJSONRoundTripIsExact(t *testing.T) {
 	if !bytes.Equal(want, got) {
 		t.Error("merging decoded profiles differs from merging the originals")
 	}
+	summary, _ := json.Marshal(a.Summary())
+	t.Logf("its summary: %d bytes", len(summary))
+	if bytes.Contains(summary, []byte("sketches")) || len(summary) > len(js)/5 {
+		t.Errorf("summary has sketches or is %d bytes", len(summary))
+	}
+	if _, err := PSI(a.Summary().Column("amount"), a.Column("amount"), 10); err == nil {
+		t.Error("PSI from a summary without sketches succeeded")
+	}
 	var bad Profile
 	if err := json.Unmarshal([]byte(`{"columns":[{"name":"x","kind":"numeric","sketches":{"quantiles":"AAAA"}}]}`), &bad); err == nil {
 		t.Error("a corrupt sketch decoded")

@@ -35,7 +35,15 @@ type FieldError struct {
 
 // WriteError writes a status as Gyre's JSON error body.
 func WriteError(w http.ResponseWriter, r *http.Request, st *status.Status) {
-	httpStatus := runtime.HTTPStatusFromCode(st.Code())
+	WriteErrorStatus(w, r, st, 0)
+}
+
+// WriteErrorStatus is WriteError with an HTTP status chosen by the handler
+// (0: the one the gRPC code maps to).
+func WriteErrorStatus(w http.ResponseWriter, r *http.Request, st *status.Status, httpStatus int) {
+	if httpStatus == 0 {
+		httpStatus = runtime.HTTPStatusFromCode(st.Code())
+	}
 	body := ErrorBody{Error: ErrorDetail{
 		Code:       codeName(st.Code()),
 		HTTPStatus: httpStatus,

@@ -79,7 +79,11 @@ func (h *HLL) Estimate() int64 {
 	}
 	z += m * hllSigma(float64(hist[0])/m)
 	alphaInf := 1 / (2 * math.Ln2)
-	return int64(math.Round(alphaInf * m * m / z))
+	e := math.Round(alphaInf * m * m / z)
+	if e >= math.MaxInt64 { // every register saturated: beyond what 64 bits can count
+		return math.MaxInt64
+	}
+	return int64(e)
 }
 
 func hllSigma(x float64) float64 {

@@ -24,11 +24,12 @@ const (
 
 // KLL is a quantile sketch (Karnin, Lang, Liberty 2016) over float64 values.
 // It keeps about 3k values in levels; a value at level h stands for 2^h
-// inputs. A level that outgrows its capacity is sorted and every other
-// value (even or odd positions by a coin flip) moves up with double weight.
-// Count, Min and Max are exact; ranks and quantiles carry the rank error
-// stated at DefaultKLLK. NaN and ±Inf are not counted (no rank is sensible
-// for NaN, and profiles count non-finite numbers as invalid).
+// inputs. When the sketch is full, the lowest level over its capacity is
+// compacted: sorted, and every other value (even or odd positions by a
+// coin flip) moves up with double weight. Count, Min and Max are exact;
+// ranks and quantiles carry the rank error stated at DefaultKLLK. NaN and
+// ±Inf are not counted (no rank is sensible for NaN, and profiles count
+// non-finite numbers as invalid).
 type KLL struct {
 	k        int
 	n        int64
@@ -124,20 +125,42 @@ func (s *KLL) compress() {
 	}
 }
 
-// compact sorts level h and moves every other value up; with an odd count
-// the smallest value stays behind, keeping the total weight exact.
+// compact moves every other value of level h (even or odd positions by a
+// coin flip) up to level h+1 with double weight; with an odd count the
+// smallest value stays behind, keeping the total weight exact. Levels above
+// 0 are kept sorted, so only level 0 is ever sorted and moving up is a
+// linear merge.
 func (s *KLL) compact(h int) {
 	lv := s.levels[h]
-	slices.Sort(lv)
-	keep := len(lv) % 2
-	offset := keep + int(splitmix64(&s.rng)&1)
-	up := s.levels[h+1]
-	for i := offset; i < len(lv); i += 2 {
-		up = append(up, lv[i])
+	if h == 0 {
+		slices.Sort(lv)
 	}
-	s.levels[h+1] = up
-	s.size -= (len(lv) - keep) / 2
+	keep := len(lv) % 2
+	n := 0
+	for i := keep + int(splitmix64(&s.rng)&1); i < len(lv); i += 2 {
+		lv[keep+n] = lv[i] // writes never pass reads: keep+n ≤ i
+		n++
+	}
+	s.levels[h+1] = mergeSorted(s.levels[h+1], lv[keep:keep+n])
+	s.size -= n
 	s.levels[h] = lv[:keep]
+}
+
+// mergeSorted merges sorted b into sorted a, from the back, so a's own
+// spare capacity is the only buffer needed.
+func mergeSorted(a, b []float64) []float64 {
+	i, j := len(a)-1, len(b)-1
+	a = append(a, b...)
+	for k := len(a) - 1; j >= 0; k-- {
+		if i >= 0 && a[i] > b[j] {
+			a[k] = a[i]
+			i--
+		} else {
+			a[k] = b[j]
+			j--
+		}
+	}
+	return a
 }
 
 // Merge folds o into s; both must have the same k.
@@ -162,7 +185,11 @@ func (s *KLL) Merge(o *KLL) error {
 		s.grow()
 	}
 	for h, lv := range o.levels {
-		s.levels[h] = append(s.levels[h], lv...)
+		if h == 0 {
+			s.levels[h] = append(s.levels[h], lv...)
+		} else {
+			s.levels[h] = mergeSorted(s.levels[h], lv)
+		}
 		s.size += len(lv)
 	}
 	for s.size >= s.maxSize {
@@ -323,8 +350,11 @@ func (s *KLL) UnmarshalBinary(data []byte) error {
 	n := r.uvarint()
 	lo, hi, rng := r.float(), r.float(), r.uint64()
 	numLevels := r.count(1)
-	if r.err == nil && numLevels == 0 {
-		r.fail(fmt.Errorf("no levels"))
+	if r.err == nil && (numLevels == 0 || numLevels > 63) {
+		r.fail(fmt.Errorf("%d levels", numLevels))
+	}
+	if r.err == nil && n > 0 && !(lo <= hi && !math.IsInf(lo, 0) && !math.IsInf(hi, 0)) {
+		r.fail(fmt.Errorf("min %g and max %g", lo, hi))
 	}
 	d := &KLL{k: int(k), n: int64(n), min: lo, max: hi, rng: rng}
 	var weight uint64
@@ -332,13 +362,15 @@ func (s *KLL) UnmarshalBinary(data []byte) error {
 		lv := make([]float64, r.count(8))
 		for i := range lv {
 			lv[i] = r.float()
+			if math.IsNaN(lv[i]) || math.IsInf(lv[i], 0) || (h > 0 && i > 0 && lv[i] < lv[i-1]) {
+				r.fail(fmt.Errorf("level %d is not sorted finite values", h))
+				break
+			}
 		}
 		d.grow()
 		d.levels[h] = lv
 		d.size += len(lv)
-		if h < 63 {
-			weight += uint64(len(lv)) << h
-		}
+		weight += uint64(len(lv)) << h
 	}
 	if r.err == nil && (weight != n || n > math.MaxInt64) {
 		r.fail(fmt.Errorf("levels weigh %d, count is %d", weight, n))

@@ -6,42 +6,64 @@ import (
 	"slices"
 )
 
-// TopK finds the most frequent values of a stream with SpaceSaving
-// (Metwally, Agrawal, El Abbadi 2005) in a fixed number of counters.
+// TopK finds the most frequent values of a stream: Misra-Gries with
+// reduce-by-median purges, as in Apache DataSketches' frequent-items sketch.
+// It counts values in up to capacity counters; when a new value finds them
+// all taken, the median count is subtracted from every counter, the counters
+// that reach zero are dropped (at least half), and the median is added to
+// the sketch's offset. Each update is one hash-table probe; purges cost
+// O(capacity) but free half the table, so they are O(1) amortised.
 //
-// Bounds, for N values added and capacity C: every value occurring more
-// than N/C times holds a counter; a counter's Count is never below the
-// value's true count and exceeds it by at most its Error, which is at most
-// N/C. Until more than C distinct values arrive the counts are exact
-// (Error 0). Merging keeps these bounds for the combined stream (the
-// parallel SpaceSaving merge of Cafaro, Pulimeno and Tempesta 2016).
+// Bounds, for N values added and capacity C: a tracked value's true count
+// lies in [Count-Error, Count], and an untracked value occurred at most
+// MaxError times, where Error = MaxError = the offset, which is 0 until the
+// first purge and never above 2N/C. So every value occurring more than 2N/C
+// times is tracked. Merging keeps these bounds for the combined stream.
+//
+// The state is a set of (value, count) pairs plus the offset, independent
+// of insertion layout, so equal input gives equal sketches and encodings.
 type TopK struct {
 	capacity int
-	n        int64
-	index    map[string]*counter
-	heap     []*counter // min-heap by count: heap[0] is the next to evict
+	n        int64 // values added
+	offset   int64 // total subtracted by purges: the error bound
+	live     int   // occupied slots
+	// slots is an open-addressing hash table (linear probing, load ≤ 1/2);
+	// count 0 marks an empty slot. Deletions only happen in purge, which
+	// rebuilds the table, so no tombstones are needed.
+	slots []slot
+	mask  uint64
+	// scratch buffers for purge, kept to avoid allocating per purge.
+	counts   []int64
+	survived []slot
 }
 
-type counter struct {
-	value      string
-	count, err int64
-	pos        int // index in heap
+type slot struct {
+	value string
+	hash  uint64
+	count int64
 }
 
-// Counter is one tracked value: Count is an upper bound on its occurrences
-// and Count-Error a lower bound.
+// Counter is one tracked value: its true count lies in [Count-Error, Count].
 type Counter struct {
 	Value string
 	Count int64
 	Error int64
 }
 
-// NewTopK returns an empty summary with room for capacity values.
+// maxTopKCapacity bounds the counters (and what a decoder will allocate).
+const maxTopKCapacity = 1 << 16
+
+// NewTopK returns an empty summary with room for capacity values (2 to
+// 65536).
 func NewTopK(capacity int) *TopK {
-	if capacity < 1 {
-		panic(fmt.Sprintf("sketch: TopK capacity %d < 1", capacity))
+	if capacity < 2 || capacity > maxTopKCapacity {
+		panic(fmt.Sprintf("sketch: TopK capacity %d outside [2, %d]", capacity, maxTopKCapacity))
 	}
-	return &TopK{capacity: capacity, index: make(map[string]*counter, capacity)}
+	size := 4
+	for size < 2*capacity {
+		size *= 2
+	}
+	return &TopK{capacity: capacity, slots: make([]slot, size), mask: uint64(size - 1)}
 }
 
 // Capacity returns the number of counters.
@@ -51,68 +73,135 @@ func (t *TopK) Capacity() int { return t.capacity }
 func (t *TopK) Count() int64 { return t.n }
 
 // Len returns how many values are tracked.
-func (t *TopK) Len() int { return len(t.heap) }
+func (t *TopK) Len() int { return t.live }
 
-// Exact reports whether every count is exact: no value was ever evicted.
-func (t *TopK) Exact() bool {
-	for _, c := range t.heap {
-		if c.err != 0 {
-			return false
-		}
-	}
-	return true
-}
+// Exact reports whether the counts are exact: no purge has happened, so
+// every value added is tracked with its true count.
+func (t *TopK) Exact() bool { return t.offset == 0 }
 
-// MaxError returns the largest possible overcount of any value, tracked or
-// not: 0 until the counters fill up, then the smallest count, which is at
-// most N/capacity.
-func (t *TopK) MaxError() int64 {
-	if len(t.heap) < t.capacity {
-		return 0
-	}
-	return t.heap[0].count
-}
+// MaxError returns the most any count can be off by, and the most times an
+// untracked value can have occurred: 0 while Exact, never above 2N/C.
+func (t *TopK) MaxError() int64 { return t.offset }
 
 // Add counts one occurrence of v. The summary keeps v itself (no copy), so
 // only pass strings that are not modified later.
-func (t *TopK) Add(v string) {
-	t.n++
-	if c, ok := t.index[v]; ok {
-		c.count++
-		t.down(c.pos)
+func (t *TopK) Add(v string) { t.add(v, HashString(v), 1) }
+
+func (t *TopK) add(v string, h uint64, w int64) {
+	t.n += w
+	s := t.find(v, h)
+	if t.slots[s].count > 0 {
+		t.slots[s].count += w
 		return
 	}
-	if len(t.heap) < t.capacity {
-		c := &counter{value: v, count: 1, pos: len(t.heap)}
-		t.heap = append(t.heap, c)
-		t.index[v] = c
-		t.up(c.pos)
-		return
+	if t.live == t.capacity {
+		// Purging only decrements counters and drops, so the new value
+		// enters counted in full afterwards; DataSketches does the same.
+		t.purge()
+		s = t.find(v, h)
 	}
-	// Evict the smallest counter; the newcomer inherits its count as error.
-	c := t.heap[0]
-	delete(t.index, c.value)
-	c.value, c.err = v, c.count
-	c.count++
-	t.index[v] = c
-	t.down(0)
+	t.slots[s] = slot{value: v, hash: h, count: w}
+	t.live++
+}
+
+// find returns v's slot, or the empty slot where v would go.
+func (t *TopK) find(v string, h uint64) uint64 {
+	s := h & t.mask
+	for {
+		e := &t.slots[s]
+		if e.count == 0 || (e.hash == h && e.value == v) {
+			return s
+		}
+		s = (s + 1) & t.mask
+	}
+}
+
+// purge subtracts the median count from every counter and drops those
+// left at zero or below: at least half, since half are at most the median.
+func (t *TopK) purge() {
+	t.counts = t.counts[:0]
+	for i := range t.slots {
+		if c := t.slots[i].count; c > 0 {
+			t.counts = append(t.counts, c)
+		}
+	}
+	median := nthSmallest(t.counts, len(t.counts)/2)
+	t.survived = t.survived[:0]
+	for i := range t.slots {
+		if e := t.slots[i]; e.count > median {
+			e.count -= median
+			t.survived = append(t.survived, e)
+		}
+	}
+	clear(t.slots)
+	t.live = 0
+	for _, e := range t.survived {
+		t.slots[t.find(e.value, e.hash)] = e
+		t.live++
+	}
+	clear(t.survived) // drop references to value strings
+	t.offset += median
+}
+
+// nthSmallest returns the k-th smallest of a (0-based), reordering a
+// (Hoare's quickselect with a median-of-three pivot: deterministic).
+func nthSmallest(a []int64, k int) int64 {
+	lo, hi := 0, len(a)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if a[mid] < a[lo] {
+			a[mid], a[lo] = a[lo], a[mid]
+		}
+		if a[hi] < a[lo] {
+			a[hi], a[lo] = a[lo], a[hi]
+		}
+		if a[hi] < a[mid] {
+			a[hi], a[mid] = a[mid], a[hi]
+		}
+		pivot := a[mid]
+		i, j := lo, hi
+		for i <= j {
+			for a[i] < pivot {
+				i++
+			}
+			for a[j] > pivot {
+				j--
+			}
+			if i <= j {
+				a[i], a[j] = a[j], a[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return a[k]
+		}
+	}
+	return a[k]
 }
 
 // Get returns the counter of v, if v is tracked.
 func (t *TopK) Get(v string) (Counter, bool) {
-	c, ok := t.index[v]
-	if !ok {
+	e := &t.slots[t.find(v, HashString(v))]
+	if e.count == 0 {
 		return Counter{}, false
 	}
-	return Counter{Value: c.value, Count: c.count, Error: c.err}, true
+	return Counter{Value: v, Count: e.count + t.offset, Error: t.offset}, true
 }
 
 // Top returns up to n counters, largest count first (ties by value), or all
 // of them when n ≤ 0.
 func (t *TopK) Top(n int) []Counter {
-	out := make([]Counter, len(t.heap))
-	for i, c := range t.heap {
-		out[i] = Counter{Value: c.value, Count: c.count, Error: c.err}
+	out := make([]Counter, 0, t.live)
+	for i := range t.slots {
+		if e := &t.slots[i]; e.count > 0 {
+			out = append(out, Counter{Value: e.value, Count: e.count + t.offset, Error: t.offset})
+		}
 	}
 	slices.SortFunc(out, func(a, b Counter) int {
 		if c := cmp.Compare(b.Count, a.Count); c != 0 {
@@ -126,114 +215,41 @@ func (t *TopK) Top(n int) []Counter {
 	return out
 }
 
-// Merge folds o into t, keeping t's capacity. A value tracked on one side
-// only is charged the other side's MaxError (it may have been evicted
-// there), so counts stay upper bounds.
+// Merge folds o into t, keeping t's capacity: o's counters are added as
+// weighted updates (in o's Top order, so the result does not depend on
+// o's table layout) and the offsets add up.
 func (t *TopK) Merge(o *TopK) {
-	tMiss, oMiss := t.MaxError(), o.MaxError()
-	merged := make([]Counter, 0, len(t.heap)+len(o.heap))
-	for _, c := range t.heap {
-		m := Counter{Value: c.value, Count: c.count, Error: c.err}
-		if oc, ok := o.index[c.value]; ok {
-			m.Count += oc.count
-			m.Error += oc.err
-		} else {
-			m.Count += oMiss
-			m.Error += oMiss
-		}
-		merged = append(merged, m)
+	if o == t {
+		o = o.Clone()
 	}
-	for _, oc := range o.heap {
-		if _, ok := t.index[oc.value]; !ok {
-			merged = append(merged, Counter{Value: oc.value, Count: oc.count + tMiss, Error: oc.err + tMiss})
-		}
+	n := t.n + o.n
+	for _, c := range o.Top(0) {
+		t.add(c.Value, HashString(c.Value), c.Count-c.Error)
 	}
-	slices.SortFunc(merged, func(a, b Counter) int {
-		if c := cmp.Compare(b.Count, a.Count); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Value, b.Value)
-	})
-	if len(merged) > t.capacity {
-		merged = merged[:t.capacity]
-	}
-	t.n += o.n
-	t.rebuild(merged)
-}
-
-// rebuild replaces the counters; the input order becomes the heap order
-// after heapifying, so equal inputs give equal heaps.
-func (t *TopK) rebuild(cs []Counter) {
-	t.heap = make([]*counter, len(cs))
-	t.index = make(map[string]*counter, t.capacity)
-	for i, c := range cs {
-		t.heap[i] = &counter{value: c.Value, count: c.Count, err: c.Error, pos: i}
-		t.index[c.Value] = t.heap[i]
-	}
-	for i := len(t.heap)/2 - 1; i >= 0; i-- {
-		t.down(i)
-	}
+	t.n = n
+	t.offset += o.offset
 }
 
 // Clone returns an independent copy.
 func (t *TopK) Clone() *TopK {
-	c := &TopK{capacity: t.capacity, n: t.n}
-	cs := make([]Counter, len(t.heap))
-	for i, h := range t.heap {
-		cs[i] = Counter{Value: h.value, Count: h.count, Error: h.err}
-	}
-	c.rebuild(cs) // already a heap, so the order is kept
-	return c
+	c := *t
+	c.slots = slices.Clone(t.slots)
+	c.counts, c.survived = nil, nil
+	return &c
 }
 
-func (t *TopK) less(i, j int) bool { return t.heap[i].count < t.heap[j].count }
-
-func (t *TopK) swap(i, j int) {
-	t.heap[i], t.heap[j] = t.heap[j], t.heap[i]
-	t.heap[i].pos = i
-	t.heap[j].pos = j
-}
-
-func (t *TopK) up(i int) {
-	for i > 0 {
-		parent := (i - 1) / 2
-		if !t.less(i, parent) {
-			return
-		}
-		t.swap(i, parent)
-		i = parent
-	}
-}
-
-func (t *TopK) down(i int) {
-	n := len(t.heap)
-	for {
-		small := i
-		if l := 2*i + 1; l < n && t.less(l, small) {
-			small = l
-		}
-		if r := 2*i + 2; r < n && t.less(r, small) {
-			small = r
-		}
-		if small == i {
-			return
-		}
-		t.swap(i, small)
-		i = small
-	}
-}
-
-// MarshalBinary encodes the counters in heap order, so a decoded summary
-// evicts exactly as the saved one would have.
+// MarshalBinary encodes the counters in Top order: the encoding depends
+// only on the state, not on how the table happens to be laid out.
 func (t *TopK) MarshalBinary() ([]byte, error) {
 	w := newWriter(tagTopK)
 	w.uvarint(uint64(t.capacity))
 	w.uvarint(uint64(t.n))
-	w.uvarint(uint64(len(t.heap)))
-	for _, c := range t.heap {
-		w.string(c.value)
-		w.uvarint(uint64(c.count))
-		w.uvarint(uint64(c.err))
+	w.uvarint(uint64(t.offset))
+	top := t.Top(0)
+	w.uvarint(uint64(len(top)))
+	for _, c := range top {
+		w.string(c.Value)
+		w.uvarint(uint64(c.Count - c.Error))
 	}
 	return w.buf, nil
 }
@@ -245,34 +261,38 @@ func (t *TopK) UnmarshalBinary(data []byte) error {
 		return err
 	}
 	capacity := r.uvarint()
-	n := r.uvarint()
-	size := r.count(3)
-	if r.err == nil && (capacity < 1 || uint64(size) > capacity || capacity > 1<<24) {
+	n, offset := r.uvarint(), r.uvarint()
+	size := r.count(2)
+	if r.err != nil {
+		return r.done("topk")
+	}
+	if capacity < 2 || capacity > maxTopKCapacity || uint64(size) > capacity {
 		return fmt.Errorf("decode topk: %d counters for capacity %d", size, capacity)
 	}
-	cs := make([]Counter, size)
-	seen := make(map[string]bool, size)
+	if n > 1<<62 || offset > n {
+		return fmt.Errorf("decode topk: offset %d for count %d", offset, n)
+	}
+	d := NewTopK(int(capacity))
+	d.n, d.offset = int64(n), int64(offset)
 	var total uint64
-	for i := range cs {
-		cs[i] = Counter{Value: r.string(), Count: int64(r.uvarint()), Error: int64(r.uvarint())}
-		if r.err != nil {
+	for i := 0; i < size && r.err == nil; i++ {
+		v, c := r.string(), r.uvarint()
+		h := HashString(v)
+		s := d.find(v, h)
+		if r.err == nil && (c == 0 || c > n || d.slots[s].count != 0) {
+			r.fail(fmt.Errorf("counter %d is zero, too large or a repeat", i))
 			break
 		}
-		if seen[cs[i].Value] || cs[i].Count < 1 || cs[i].Error >= cs[i].Count {
-			r.fail(fmt.Errorf("counter %d is invalid", i))
-			break
-		}
-		seen[cs[i].Value] = true
-		total += uint64(cs[i].Count - cs[i].Error)
+		d.slots[s] = slot{value: v, hash: h, count: int64(c)}
+		d.live++
+		total += c
 	}
 	if r.err == nil && total > n {
-		r.fail(fmt.Errorf("counters exceed the count %d", n))
+		r.fail(fmt.Errorf("counters sum to %d, above the count %d", total, n))
 	}
 	if err := r.done("topk"); err != nil {
 		return err
 	}
-	d := &TopK{capacity: int(capacity), n: int64(n)}
-	d.rebuild(cs)
 	*t = *d
 	return nil
 }

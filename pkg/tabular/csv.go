@@ -17,12 +17,9 @@ type csvReader struct {
 	header []string
 	row    int64
 
-	// The record being read: its bytes in buf, where each field starts and
-	// ends, and whether it was quoted.
+	// The record being read: its field bytes, and where each field is.
 	buf    []byte
-	starts []int
-	ends   []int
-	quoted []bool
+	fields []span
 
 	rec Record
 }
@@ -36,10 +33,10 @@ func newCSVReader(lr *lineReader, opts Options) (*csvReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(r.ends) == 1 && r.ends[0] == 0 && !r.quoted[0] {
+	if r.blank() {
 		return nil, &ParseError{Line: line, Msg: "no header: the first line is empty"}
 	}
-	header, err := checkHeader(r.fields(), line)
+	header, err := checkHeader(r.strings(), line)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +61,17 @@ func checkHeader(names []string, line int64) ([]string, error) {
 	return names, nil
 }
 
+// span is where a field is in the record's bytes.
+type span struct {
+	start, end int
+	quoted     bool
+}
+
+// blank reports whether the record just read is an empty line.
+func (r *csvReader) blank() bool {
+	return len(r.fields) == 1 && r.fields[0].end == 0 && !r.fields[0].quoted
+}
+
 func (r *csvReader) Header() []string { return r.header }
 
 func (r *csvReader) Next() (Record, error) {
@@ -74,13 +82,13 @@ func (r *csvReader) Next() (Record, error) {
 		}
 		// A blank line is a null in a one-column file (the canonical form
 		// writes it so) and is skipped otherwise.
-		if len(r.ends) == 1 && r.ends[0] == 0 && !r.quoted[0] && len(r.header) > 1 {
+		if r.blank() && len(r.header) > 1 {
 			continue
 		}
-		if len(r.ends) != len(r.header) {
-			pe := &ParseError{Line: line, Msg: fmt.Sprintf("wrong number of fields: got %d, want %d", len(r.ends), len(r.header))}
-			if len(r.ends) < len(r.header) {
-				pe.Column = r.header[len(r.ends)]
+		if len(r.fields) != len(r.header) {
+			pe := &ParseError{Line: line, Msg: fmt.Sprintf("wrong number of fields: got %d, want %d", len(r.fields), len(r.header))}
+			if len(r.fields) < len(r.header) {
+				pe.Column = r.header[len(r.fields)]
 				pe.Msg += " (missing from here on)"
 			}
 			return Record{}, pe
@@ -88,10 +96,9 @@ func (r *csvReader) Next() (Record, error) {
 		// One string per record: fields are slices of it, so a record costs
 		// one allocation and its values stay valid after the next call.
 		s := string(r.buf)
-		for i, end := range r.ends {
-			start := r.starts[i]
-			r.rec.Values[i] = s[start:end]
-			r.rec.Null[i] = end == start && !r.quoted[i]
+		for i, f := range r.fields {
+			r.rec.Values[i] = s[f.start:f.end]
+			r.rec.Null[i] = f.end == f.start && !f.quoted
 		}
 		r.row++
 		r.rec.Row = r.row
@@ -100,12 +107,12 @@ func (r *csvReader) Next() (Record, error) {
 	}
 }
 
-// fields returns the fields of the record just read as new strings.
-func (r *csvReader) fields() []string {
+// strings returns the fields of the record just read as new strings.
+func (r *csvReader) strings() []string {
 	s := string(r.buf)
-	out := make([]string, len(r.ends))
-	for i, end := range r.ends {
-		out[i] = s[r.starts[i]:end]
+	out := make([]string, len(r.fields))
+	for i, f := range r.fields {
+		out[i] = s[f.start:f.end]
 	}
 	return out
 }
@@ -118,10 +125,10 @@ func (r *csvReader) columnName(i int) string {
 	return ""
 }
 
-// readRecord reads the next record's fields into buf, ends and quoted, and
-// returns the line it starts on. It stops with an error past maxFields.
+// readRecord reads the next record into buf and fields, and returns the
+// line it starts on. It stops with an error past maxFields.
 func (r *csvReader) readRecord(maxFields int) (int64, error) {
-	r.buf, r.starts, r.ends, r.quoted = r.buf[:0], r.starts[:0], r.ends[:0], r.quoted[:0]
+	r.buf, r.fields = r.buf[:0], r.fields[:0]
 	line, err := r.lr.next()
 	if err != nil {
 		return 0, err
@@ -148,14 +155,12 @@ func (r *csvReader) splitPlain(line []byte, maxFields int, lineNo int64) error {
 			end = pos + i
 		}
 		if end-pos > r.opts.MaxFieldBytes {
-			return r.tooLong(len(r.ends), lineNo)
+			return r.tooLong(len(r.fields), lineNo)
 		}
-		if len(r.ends) == maxFields {
+		if len(r.fields) == maxFields {
 			return r.tooManyFields(maxFields, lineNo)
 		}
-		r.starts = append(r.starts, pos)
-		r.ends = append(r.ends, end)
-		r.quoted = append(r.quoted, false)
+		r.fields = append(r.fields, span{start: pos, end: end})
 		if i < 0 {
 			return nil
 		}
@@ -168,7 +173,7 @@ func (r *csvReader) splitPlain(line []byte, maxFields int, lineNo int64) error {
 func (r *csvReader) splitQuoted(line []byte, maxFields int, lineNo int64) error {
 	pos := 0
 	for {
-		field := len(r.ends)
+		field := len(r.fields)
 		if field == maxFields {
 			return r.tooManyFields(maxFields, lineNo)
 		}
@@ -209,9 +214,7 @@ func (r *csvReader) splitQuoted(line []byte, maxFields int, lineNo int64) error 
 			if len(r.buf)-fieldStart > r.opts.MaxFieldBytes {
 				return r.tooLong(field, lineNo)
 			}
-			r.starts = append(r.starts, fieldStart)
-			r.ends = append(r.ends, len(r.buf))
-			r.quoted = append(r.quoted, true)
+			r.fields = append(r.fields, span{start: fieldStart, end: len(r.buf), quoted: true})
 			rest := trimEOL(line[pos:])
 			if len(rest) == 0 {
 				return nil
@@ -223,28 +226,28 @@ func (r *csvReader) splitQuoted(line []byte, maxFields int, lineNo int64) error 
 			continue
 		}
 
-		rest := line[pos:]
-		i := bytes.IndexByte(rest, ',')
-		last := i < 0
+		// Fields are short: a byte loop beats two IndexByte calls.
+		end := pos
+		for end < len(line) && line[end] != ',' && line[end] != '"' {
+			end++
+		}
+		if end < len(line) && line[end] == '"' {
+			return &ParseError{Line: r.lr.line, Column: r.columnName(field), Msg: "quote in an unquoted field (quote the whole field and write the quote twice)"}
+		}
+		last := end == len(line)
+		rest := line[pos:end]
 		if last {
 			rest = trimEOL(rest)
-		} else {
-			rest = rest[:i]
-		}
-		if bytes.IndexByte(rest, '"') >= 0 {
-			return &ParseError{Line: r.lr.line, Column: r.columnName(field), Msg: "quote in an unquoted field (quote the whole field and write the quote twice)"}
 		}
 		if len(rest) > r.opts.MaxFieldBytes {
 			return r.tooLong(field, lineNo)
 		}
 		r.buf = append(r.buf, rest...)
-		r.starts = append(r.starts, fieldStart)
-		r.ends = append(r.ends, len(r.buf))
-		r.quoted = append(r.quoted, false)
+		r.fields = append(r.fields, span{start: fieldStart, end: len(r.buf)})
 		if last {
 			return nil
 		}
-		pos += i + 1
+		pos = end + 1
 	}
 }
 
@@ -266,8 +269,8 @@ func (r *csvReader) checkText(lineNo int64) error {
 	if !nul && utf8.Valid(r.buf) {
 		return nil
 	}
-	for i, end := range r.ends {
-		f := r.buf[r.starts[i]:end]
+	for i, sp := range r.fields {
+		f := r.buf[sp.start:sp.end]
 		switch {
 		case bytes.IndexByte(f, 0) >= 0:
 			return &ParseError{Line: lineNo, Column: r.columnName(i), Msg: "NUL byte: binary data, not CSV text"}

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
 
@@ -50,9 +51,15 @@ func NewParquetReader(ra io.ReaderAt, size int64, opts ...Options) (_ Reader, er
 	// the service down.
 	defer recoverCorrupt(&err, 0)
 
-	f, err := parquet.OpenFile(sourceReaderAt{ra}, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err := checkFooter(ra, size); err != nil {
+		return nil, err
+	}
+	f, err := parquet.OpenFile(sourceReaderAt{ra, size}, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, parquetError(err, 0, "not a readable Parquet file: ")
+	}
+	if err := checkPages(ra, size, f.Metadata()); err != nil {
+		return nil, err
 	}
 	fields := f.Schema().Fields()
 	if len(fields) == 0 {
@@ -120,6 +127,104 @@ func (r *parquetReader) Next() (_ Record, err error) {
 	return r.rec, nil
 }
 
+// checkFooter checks the file's trailer before parquet-go allocates the
+// footer length it claims, which a corrupt file may set to 4 GiB.
+func checkFooter(ra io.ReaderAt, size int64) error {
+	const magic = "PAR1"
+	if size < int64(2*len(magic)+4) {
+		return &ParseError{Msg: fmt.Sprintf("not a Parquet file: %d bytes is too short", size)}
+	}
+	var trailer [8]byte
+	if _, err := ra.ReadAt(trailer[:], size-8); err != nil {
+		return fmt.Errorf("read parquet footer: %w", err)
+	}
+	if string(trailer[4:]) != magic {
+		return &ParseError{Msg: "not a Parquet file: no PAR1 magic at its end (encrypted Parquet is not accepted)"}
+	}
+	if footer := int64(binary.LittleEndian.Uint32(trailer[:4])); footer > size-int64(2*len(magic)+4) {
+		return &ParseError{Msg: fmt.Sprintf("corrupt Parquet file: footer of %d bytes in a %d-byte file", footer, size)}
+	}
+	return nil
+}
+
+// Bounds on what one Parquet page may claim. parquet-go allocates what a
+// page header claims before reading it, so a few corrupt bytes could
+// otherwise ask for gigabytes. Writers make pages of about 1 MiB and at most
+// some 20,000 rows.
+const (
+	maxPageBytes  = 64 << 20
+	maxPageValues = 1 << 24
+)
+
+// checkPages walks the page headers of every column chunk, before any page
+// is read, and refuses claims outside the file or past the bounds above.
+func checkPages(ra io.ReaderAt, size int64, md *format.FileMetaData) error {
+	corrupt := func(g, c int, format string, args ...any) error {
+		return &ParseError{Msg: fmt.Sprintf("corrupt Parquet file: row group %d, column chunk %d: ", g, c) + fmt.Sprintf(format, args...)}
+	}
+	var proto thrift.CompactProtocol
+	window := make([]byte, 8<<10)
+	for g, rg := range md.RowGroups {
+		for c, cc := range rg.Columns {
+			if cc.FilePath != "" {
+				return corrupt(g, c, "data in another file is not accepted")
+			}
+			m := cc.MetaData
+			start := m.DataPageOffset
+			if m.DictionaryPageOffset > 0 && m.DictionaryPageOffset < start {
+				start = m.DictionaryPageOffset
+			}
+			end := start + m.TotalCompressedSize
+			if start < 4 || m.TotalCompressedSize < 0 || end > size-8 {
+				return corrupt(g, c, "pages outside the file")
+			}
+			for pos := start; pos < end; {
+				var h format.PageHeader
+				headerLen := 0
+				// The header is decoded from a window of the file, grown
+				// when a header (with large statistics) does not fit.
+				for w := len(window); ; w *= 2 {
+					if w > len(window) {
+						window = make([]byte, w)
+					}
+					n, err := ra.ReadAt(window[:min(int64(w), end-pos)], pos)
+					if err != nil && err != io.EOF {
+						return fmt.Errorf("read parquet page header: %w", err)
+					}
+					r := proto.NewReaderFromBytes(window[:n])
+					err = thrift.NewDecoder(r).Decode(&h)
+					if err == nil {
+						headerLen = r.BytesRead()
+						break
+					}
+					if n < w || w >= maxPageBytes {
+						return corrupt(g, c, "page header at offset %d: %v", pos, err)
+					}
+				}
+				values := int64(0)
+				switch {
+				case h.DataPageHeader.Valid:
+					values = int64(h.DataPageHeader.V.NumValues)
+				case h.DataPageHeaderV2.Valid:
+					values = int64(h.DataPageHeaderV2.V.NumValues)
+				case h.DictionaryPageHeader.Valid:
+					values = int64(h.DictionaryPageHeader.V.NumValues)
+				}
+				switch {
+				case h.CompressedPageSize < 0 || int64(h.CompressedPageSize) > end-pos-int64(headerLen):
+					return corrupt(g, c, "page at offset %d runs past its column chunk", pos)
+				case h.UncompressedPageSize < 0 || h.UncompressedPageSize > maxPageBytes || h.CompressedPageSize > maxPageBytes:
+					return corrupt(g, c, "page at offset %d: size over the %d-byte bound", pos, maxPageBytes)
+				case values < 0 || values > maxPageValues:
+					return corrupt(g, c, "page at offset %d: %d values, over the bound of %d", pos, values, maxPageValues)
+				}
+				pos += int64(headerLen) + int64(h.CompressedPageSize)
+			}
+		}
+	}
+	return nil
+}
+
 func recoverCorrupt(err *error, row int64) {
 	if p := recover(); p != nil {
 		*err = &ParseError{Row: row, Msg: fmt.Sprintf("corrupt Parquet file: %v", p)}
@@ -135,9 +240,16 @@ func parquetError(err error, row int64, prefix string) error {
 	return &ParseError{Row: row, Msg: prefix + err.Error()}
 }
 
-type sourceReaderAt struct{ ra io.ReaderAt }
+type sourceReaderAt struct {
+	ra   io.ReaderAt
+	size int64
+}
 
 func (s sourceReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > s.size {
+		// A corrupt file points outside itself.
+		return 0, fmt.Errorf("read at offset %d of a %d-byte file", off, s.size)
+	}
 	n, err := s.ra.ReadAt(p, off)
 	if err != nil && err != io.EOF {
 		err = &sourceError{err}

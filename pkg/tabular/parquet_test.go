@@ -31,14 +31,18 @@ type parquetRow struct {
 func writeParquet[T any](t *testing.T, rows []T) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[T](&buf)
-	if _, err := w.Write(rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
+	if err := writeParquetTo(&buf, rows); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+func writeParquetTo[T any](w io.Writer, rows []T) error {
+	pw := parquet.NewGenericWriter[T](w)
+	if _, err := pw.Write(rows); err != nil {
+		return err
+	}
+	return pw.Close()
 }
 
 func readParquet(t *testing.T, b []byte) ([]string, []row) {

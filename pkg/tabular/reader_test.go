@@ -340,17 +340,17 @@ func TestParseErrorFormat(t *testing.T) {
 
 func TestFormatFromContentType(t *testing.T) {
 	for ct, want := range map[string]Format{
-		"text/csv":                        CSV,
-		"text/csv; charset=utf-8":         CSV,
-		"TEXT/CSV":                        CSV,
-		"application/x-ndjson":            JSONL,
-		"application/jsonl":               JSONL,
-		"application/x-jsonlines":         JSONL,
-		"application/vnd.apache.parquet":  Parquet,
-		"application/x-parquet":           Parquet,
-		"application/octet-stream":        "",
-		"application/json":                "",
-		"":                                "",
+		"text/csv":                         CSV,
+		"text/csv; charset=utf-8":          CSV,
+		"TEXT/CSV":                         CSV,
+		"application/x-ndjson":             JSONL,
+		"application/jsonl":                JSONL,
+		"application/x-jsonlines":          JSONL,
+		"application/vnd.apache.parquet":   Parquet,
+		"application/x-parquet":            Parquet,
+		"application/octet-stream":         "",
+		"application/json":                 "",
+		"":                                 "",
 		"text/csv; charset=\"unterminated": "",
 	} {
 		got, err := FormatFromContentType(ct)

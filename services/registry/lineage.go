@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 
@@ -65,7 +66,13 @@ func (s *Service) GetLineage(ctx context.Context, req *registryv1.GetLineageRequ
 		}
 	}
 	if len(edges) == 0 {
-		return nil, apierr.NotFound("no lineage recorded for node %q", req.GetNode())
+		var known bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM lineage_nodes WHERE id = $1)`, req.GetNode()).Scan(&known); err != nil {
+			return nil, err
+		}
+		if !known {
+			return nil, apierr.NotFound("no lineage recorded for node %q", req.GetNode())
+		}
 	}
 	out := &registryv1.Lineage{Root: req.GetNode()}
 	ids := map[string]bool{req.GetNode(): true}
@@ -120,6 +127,12 @@ func (s *Service) describeNodes(ctx context.Context, ids map[string]bool) ([]*re
 	for _, id := range sorted {
 		kind, ref, _ := strings.Cut(id, ":")
 		n := &registryv1.LineageNode{Id: id, Kind: kind, Attributes: map[string]string{}}
+		var attrs map[string]string
+		err := s.pool.QueryRow(ctx, `SELECT attributes FROM lineage_nodes WHERE id = $1`, id).Scan(&attrs)
+		if err != nil && err != pgx.ErrNoRows {
+			return nil, err
+		}
+		maps.Copy(n.Attributes, attrs)
 		if kind == "model" {
 			name, ver, ok := strings.Cut(ref, "@")
 			if ok {

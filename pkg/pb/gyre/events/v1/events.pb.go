@@ -439,6 +439,192 @@ func (x *PipelineApplied) GetDigest() string {
 	return ""
 }
 
+// gyre.dataset.version.validated
+type DatasetVersionValidated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dataset       string                 `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	Version       int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Sha256        string                 `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Uri           string                 `protobuf:"bytes,4,opt,name=uri,proto3" json:"uri,omitempty"`
+	Rows          int64                  `protobuf:"varint,5,opt,name=rows,proto3" json:"rows,omitempty"`
+	ReportSha256  string                 `protobuf:"bytes,6,opt,name=report_sha256,json=reportSha256,proto3" json:"report_sha256,omitempty"`
+	ProfileUri    string                 `protobuf:"bytes,7,opt,name=profile_uri,json=profileUri,proto3" json:"profile_uri,omitempty"`
+	Pipeline      string                 `protobuf:"bytes,8,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	PrivacyAction string                 `protobuf:"bytes,9,opt,name=privacy_action,json=privacyAction,proto3" json:"privacy_action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DatasetVersionValidated) Reset() {
+	*x = DatasetVersionValidated{}
+	mi := &file_gyre_events_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DatasetVersionValidated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DatasetVersionValidated) ProtoMessage() {}
+
+func (x *DatasetVersionValidated) ProtoReflect() protoreflect.Message {
+	mi := &file_gyre_events_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DatasetVersionValidated.ProtoReflect.Descriptor instead.
+func (*DatasetVersionValidated) Descriptor() ([]byte, []int) {
+	return file_gyre_events_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DatasetVersionValidated) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *DatasetVersionValidated) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DatasetVersionValidated) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *DatasetVersionValidated) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *DatasetVersionValidated) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *DatasetVersionValidated) GetReportSha256() string {
+	if x != nil {
+		return x.ReportSha256
+	}
+	return ""
+}
+
+func (x *DatasetVersionValidated) GetProfileUri() string {
+	if x != nil {
+		return x.ProfileUri
+	}
+	return ""
+}
+
+func (x *DatasetVersionValidated) GetPipeline() string {
+	if x != nil {
+		return x.Pipeline
+	}
+	return ""
+}
+
+func (x *DatasetVersionValidated) GetPrivacyAction() string {
+	if x != nil {
+		return x.PrivacyAction
+	}
+	return ""
+}
+
+// gyre.dataset.version.rejected
+type DatasetVersionRejected struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dataset       string                 `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	UploadSha256  string                 `protobuf:"bytes,2,opt,name=upload_sha256,json=uploadSha256,proto3" json:"upload_sha256,omitempty"`
+	ReportSha256  string                 `protobuf:"bytes,3,opt,name=report_sha256,json=reportSha256,proto3" json:"report_sha256,omitempty"`
+	Reasons       []string               `protobuf:"bytes,4,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	Pipeline      string                 `protobuf:"bytes,5,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DatasetVersionRejected) Reset() {
+	*x = DatasetVersionRejected{}
+	mi := &file_gyre_events_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DatasetVersionRejected) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DatasetVersionRejected) ProtoMessage() {}
+
+func (x *DatasetVersionRejected) ProtoReflect() protoreflect.Message {
+	mi := &file_gyre_events_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DatasetVersionRejected.ProtoReflect.Descriptor instead.
+func (*DatasetVersionRejected) Descriptor() ([]byte, []int) {
+	return file_gyre_events_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DatasetVersionRejected) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *DatasetVersionRejected) GetUploadSha256() string {
+	if x != nil {
+		return x.UploadSha256
+	}
+	return ""
+}
+
+func (x *DatasetVersionRejected) GetReportSha256() string {
+	if x != nil {
+		return x.ReportSha256
+	}
+	return ""
+}
+
+func (x *DatasetVersionRejected) GetReasons() []string {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *DatasetVersionRejected) GetPipeline() string {
+	if x != nil {
+		return x.Pipeline
+	}
+	return ""
+}
+
 var File_gyre_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_gyre_events_v1_events_proto_rawDesc = "" +
@@ -480,7 +666,24 @@ const file_gyre_events_v1_events_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12\x18\n" +
 	"\adataset\x18\x04 \x01(\tR\adataset\x12\x16\n" +
-	"\x06digest\x18\x05 \x01(\tR\x06digestB7Z5github.com/gyreml/gyre/pkg/pb/gyre/events/v1;eventsv1b\x06proto3"
+	"\x06digest\x18\x05 \x01(\tR\x06digest\"\x94\x02\n" +
+	"\x17DatasetVersionValidated\x12\x18\n" +
+	"\adataset\x18\x01 \x01(\tR\adataset\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x10\n" +
+	"\x03uri\x18\x04 \x01(\tR\x03uri\x12\x12\n" +
+	"\x04rows\x18\x05 \x01(\x03R\x04rows\x12#\n" +
+	"\rreport_sha256\x18\x06 \x01(\tR\freportSha256\x12\x1f\n" +
+	"\vprofile_uri\x18\a \x01(\tR\n" +
+	"profileUri\x12\x1a\n" +
+	"\bpipeline\x18\b \x01(\tR\bpipeline\x12%\n" +
+	"\x0eprivacy_action\x18\t \x01(\tR\rprivacyAction\"\xb2\x01\n" +
+	"\x16DatasetVersionRejected\x12\x18\n" +
+	"\adataset\x18\x01 \x01(\tR\adataset\x12#\n" +
+	"\rupload_sha256\x18\x02 \x01(\tR\fuploadSha256\x12#\n" +
+	"\rreport_sha256\x18\x03 \x01(\tR\freportSha256\x12\x18\n" +
+	"\areasons\x18\x04 \x03(\tR\areasons\x12\x1a\n" +
+	"\bpipeline\x18\x05 \x01(\tR\bpipelineB7Z5github.com/gyreml/gyre/pkg/pb/gyre/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gyre_events_v1_events_proto_rawDescOnce sync.Once
@@ -494,17 +697,19 @@ func file_gyre_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_gyre_events_v1_events_proto_rawDescData
 }
 
-var file_gyre_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_gyre_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_gyre_events_v1_events_proto_goTypes = []any{
-	(*ModelCreated)(nil),           // 0: gyre.events.v1.ModelCreated
-	(*ModelVersionRegistered)(nil), // 1: gyre.events.v1.ModelVersionRegistered
-	(*ModelVersionUpdated)(nil),    // 2: gyre.events.v1.ModelVersionUpdated
-	(*ModelAliasChanged)(nil),      // 3: gyre.events.v1.ModelAliasChanged
-	(*PipelineApplied)(nil),        // 4: gyre.events.v1.PipelineApplied
-	(*timestamppb.Timestamp)(nil),  // 5: google.protobuf.Timestamp
+	(*ModelCreated)(nil),            // 0: gyre.events.v1.ModelCreated
+	(*ModelVersionRegistered)(nil),  // 1: gyre.events.v1.ModelVersionRegistered
+	(*ModelVersionUpdated)(nil),     // 2: gyre.events.v1.ModelVersionUpdated
+	(*ModelAliasChanged)(nil),       // 3: gyre.events.v1.ModelAliasChanged
+	(*PipelineApplied)(nil),         // 4: gyre.events.v1.PipelineApplied
+	(*DatasetVersionValidated)(nil), // 5: gyre.events.v1.DatasetVersionValidated
+	(*DatasetVersionRejected)(nil),  // 6: gyre.events.v1.DatasetVersionRejected
+	(*timestamppb.Timestamp)(nil),   // 7: google.protobuf.Timestamp
 }
 var file_gyre_events_v1_events_proto_depIdxs = []int32{
-	5, // 0: gyre.events.v1.ModelAliasChanged.change_time:type_name -> google.protobuf.Timestamp
+	7, // 0: gyre.events.v1.ModelAliasChanged.change_time:type_name -> google.protobuf.Timestamp
 	1, // [1:1] is the sub-list for method output_type
 	1, // [1:1] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
@@ -523,7 +728,7 @@ func file_gyre_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gyre_events_v1_events_proto_rawDesc), len(file_gyre_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

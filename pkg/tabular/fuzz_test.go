@@ -1,0 +1,133 @@
+package tabular
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"slices"
+	"testing"
+)
+
+// The seed corpora are under testdata/fuzz/<FuzzName>/; run one with
+// go test -fuzz=FuzzCSV ./pkg/tabular/.
+
+// fuzzOptions are small, so that the limits are reached too.
+var fuzzOptions = Options{MaxFieldBytes: 256, MaxColumns: 64, MaxRecordBytes: 4096}
+
+func FuzzCSV(f *testing.F) {
+	for _, seed := range []string{
+		"a,b\n1,2\n",
+		"a,b\r\n\"x, \"\"y\"\"\",\r\n,\"\"\n",
+		"a\n\n1\n",
+		"a,b\n\"multi\nline\",2\n",
+		"a,b\n1,\"open\n",
+		"\ufeffa,b\n1,2",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzRoundTrip(t, data, CSV)
+	})
+}
+
+func FuzzJSONL(f *testing.F) {
+	for _, seed := range []string{
+		`{"a":1,"b":"x"}` + "\n" + `{"b":null,"a":-2.5e3}`,
+		`{"a":"\u00e9\ud83d\ude00\n"}`,
+		`{"a":true}` + "\n\n" + `{"a":false}`,
+		`{"a":{"b":1}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzRoundTrip(t, data, JSONL)
+	})
+}
+
+// fuzzRoundTrip reads data; every error must be a *ParseError, and when
+// it reads, its canonical CSV must read back to the same records.
+func fuzzRoundTrip(t *testing.T, data []byte, f Format) {
+	header, records, err := readRecords(bytes.NewReader(data), f)
+	if err != nil {
+		var pe *ParseError
+		if !errors.As(err, &pe) {
+			t.Fatalf("error %v (%T), want a *ParseError", err, err)
+		}
+		return
+	}
+	canonical := writeCanonical(t, header, records)
+	header2, records2, err := readRecords(bytes.NewReader(canonical), CSV)
+	if err != nil {
+		t.Fatalf("canonical form %q does not read back: %v", canonical, err)
+	}
+	if !slices.Equal(header, header2) {
+		t.Fatalf("header %q read back as %q", header, header2)
+	}
+	if len(records) != len(records2) {
+		t.Fatalf("%d records read back as %d", len(records), len(records2))
+	}
+	for i := range records {
+		if !slices.Equal(records[i].Values, records2[i].Values) || !slices.Equal(records[i].Null, records2[i].Null) {
+			t.Fatalf("record %d %q %v read back as %q %v", i+1, records[i].Values, records[i].Null, records2[i].Values, records2[i].Null)
+		}
+	}
+	if again := writeCanonical(t, header2, records2); !bytes.Equal(canonical, again) {
+		t.Fatalf("canonical form not stable: %q then %q", canonical, again)
+	}
+}
+
+func readRecords(src io.Reader, f Format) ([]string, []Record, error) {
+	r, err := NewReader(src, f, fuzzOptions)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []Record
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			return r.Header(), out, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(rec.Values) != len(r.Header()) || len(rec.Null) != len(r.Header()) {
+			return nil, nil, errors.New("record width differs from the header")
+		}
+		out = append(out, Record{Row: rec.Row, Values: slices.Clone(rec.Values), Null: slices.Clone(rec.Null)})
+	}
+}
+
+func writeCanonical(t *testing.T, header []string, records []Record) []byte {
+	var buf bytes.Buffer
+	w := NewCSVWriter(&buf, header)
+	for _, r := range records {
+		if err := w.Write(r.Values, r.Null); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func FuzzParquet(f *testing.F) {
+	type seed struct {
+		ID   int64   `parquet:"id"`
+		Name *string `parquet:"name,optional"`
+		X    float64 `parquet:"x"`
+	}
+	name := "a"
+	var buf bytes.Buffer
+	if err := writeParquetTo(&buf, []seed{{1, &name, 0.5}, {2, nil, -1}}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		err := readParquetErr(data)
+		var pe *ParseError
+		if err != nil && !errors.As(err, &pe) {
+			t.Fatalf("error %v (%T), want a *ParseError", err, err)
+		}
+	})
+}
