@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -17,7 +18,8 @@ type csvReader struct {
 	header []string
 	row    int64
 
-	// The record being read: its field bytes, and where each field is.
+	// The record being read: its bytes as read (quotes and separators
+	// included), and where each field is in them.
 	buf    []byte
 	fields []span
 
@@ -65,11 +67,13 @@ func checkHeader(names []string, line int64) ([]string, error) {
 type span struct {
 	start, end int
 	quoted     bool
+	// escaped: a quoted field with doubled quotes, to be undoubled.
+	escaped bool
 }
 
 // blank reports whether the record just read is an empty line.
 func (r *csvReader) blank() bool {
-	return len(r.fields) == 1 && r.fields[0].end == 0 && !r.fields[0].quoted
+	return len(r.fields) == 1 && r.fields[0].end == r.fields[0].start && !r.fields[0].quoted
 }
 
 func (r *csvReader) Header() []string { return r.header }
@@ -97,7 +101,7 @@ func (r *csvReader) Next() (Record, error) {
 		// one allocation and its values stay valid after the next call.
 		s := string(r.buf)
 		for i, f := range r.fields {
-			r.rec.Values[i] = s[f.start:f.end]
+			r.rec.Values[i] = f.value(s)
 			r.rec.Null[i] = f.end == f.start && !f.quoted
 		}
 		r.row++
@@ -107,12 +111,19 @@ func (r *csvReader) Next() (Record, error) {
 	}
 }
 
+func (f span) value(s string) string {
+	if f.escaped {
+		return strings.ReplaceAll(s[f.start:f.end], `""`, `"`)
+	}
+	return s[f.start:f.end]
+}
+
 // strings returns the fields of the record just read as new strings.
 func (r *csvReader) strings() []string {
 	s := string(r.buf)
 	out := make([]string, len(r.fields))
 	for i, f := range r.fields {
-		out[i] = s[f.start:f.end]
+		out[i] = f.value(s)
 	}
 	return out
 }
@@ -128,16 +139,16 @@ func (r *csvReader) columnName(i int) string {
 // readRecord reads the next record into buf and fields, and returns the
 // line it starts on. It stops with an error past maxFields.
 func (r *csvReader) readRecord(maxFields int) (int64, error) {
-	r.buf, r.fields = r.buf[:0], r.fields[:0]
 	line, err := r.lr.next()
 	if err != nil {
 		return 0, err
 	}
 	start := r.lr.line
+	r.buf, r.fields = append(r.buf[:0], line...), r.fields[:0]
 	if bytes.IndexByte(line, '"') < 0 {
-		err = r.splitPlain(trimEOL(line), maxFields, start)
+		err = r.splitPlain(maxFields, start)
 	} else {
-		err = r.splitQuoted(line, maxFields, start)
+		err = r.splitQuoted(maxFields, start)
 	}
 	if err != nil {
 		return 0, err
@@ -146,8 +157,8 @@ func (r *csvReader) readRecord(maxFields int) (int64, error) {
 }
 
 // splitPlain splits a line without quotes: the common case, kept fast.
-func (r *csvReader) splitPlain(line []byte, maxFields int, lineNo int64) error {
-	r.buf = append(r.buf, line...)
+func (r *csvReader) splitPlain(maxFields int, lineNo int64) error {
+	line := trimEOL(r.buf)
 	for pos := 0; ; {
 		i := bytes.IndexByte(line[pos:], ',')
 		end := len(line)
@@ -168,54 +179,41 @@ func (r *csvReader) splitPlain(line []byte, maxFields int, lineNo int64) error {
 	}
 }
 
-// splitQuoted parses a line with quotes, reading on while a quoted field
-// spans line breaks.
-func (r *csvReader) splitQuoted(line []byte, maxFields int, lineNo int64) error {
+// splitQuoted splits a line with quotes, reading more lines into buf while
+// a quoted field spans line breaks.
+func (r *csvReader) splitQuoted(maxFields int, lineNo int64) error {
 	pos := 0
 	for {
 		field := len(r.fields)
 		if field == maxFields {
 			return r.tooManyFields(maxFields, lineNo)
 		}
-		fieldStart := len(r.buf)
-		if pos < len(line) && line[pos] == '"' {
-			pos++
-			for {
-				i := bytes.IndexByte(line[pos:], '"')
+		if pos < len(r.buf) && r.buf[pos] == '"' {
+			f := span{start: pos + 1, quoted: true}
+			for pos = f.start; ; {
+				i := bytes.IndexByte(r.buf[pos:], '"')
 				if i < 0 {
 					// The field goes on past this line.
-					r.buf = append(r.buf, line[pos:]...)
-					if len(r.buf)-fieldStart > r.opts.MaxFieldBytes {
-						return r.tooLong(field, lineNo)
-					}
-					if len(r.buf) > r.opts.MaxRecordBytes {
-						return &ParseError{Line: lineNo, Msg: fmt.Sprintf("record longer than %d bytes", r.opts.MaxRecordBytes)}
-					}
-					var err error
-					line, err = r.lr.next()
-					if err == io.EOF {
-						return &ParseError{Line: lineNo, Column: r.columnName(field), Msg: "unterminated quoted field"}
-					}
-					if err != nil {
+					pos = len(r.buf)
+					if err := r.more(field, f.start, lineNo); err != nil {
 						return err
 					}
-					pos = 0
 					continue
 				}
-				r.buf = append(r.buf, line[pos:pos+i]...)
 				pos += i + 1
-				if pos < len(line) && line[pos] == '"' {
-					r.buf = append(r.buf, '"')
+				if pos < len(r.buf) && r.buf[pos] == '"' {
+					f.escaped = true
 					pos++
 					continue
 				}
+				f.end = pos - 1
 				break
 			}
-			if len(r.buf)-fieldStart > r.opts.MaxFieldBytes {
+			if f.end-f.start > r.opts.MaxFieldBytes {
 				return r.tooLong(field, lineNo)
 			}
-			r.fields = append(r.fields, span{start: fieldStart, end: len(r.buf), quoted: true})
-			rest := trimEOL(line[pos:])
+			r.fields = append(r.fields, f)
+			rest := trimEOL(r.buf[pos:])
 			if len(rest) == 0 {
 				return nil
 			}
@@ -228,27 +226,45 @@ func (r *csvReader) splitQuoted(line []byte, maxFields int, lineNo int64) error 
 
 		// Fields are short: a byte loop beats two IndexByte calls.
 		end := pos
-		for end < len(line) && line[end] != ',' && line[end] != '"' {
+		for end < len(r.buf) && r.buf[end] != ',' && r.buf[end] != '"' {
 			end++
 		}
-		if end < len(line) && line[end] == '"' {
+		if end < len(r.buf) && r.buf[end] == '"' {
 			return &ParseError{Line: r.lr.line, Column: r.columnName(field), Msg: "quote in an unquoted field (quote the whole field and write the quote twice)"}
 		}
-		last := end == len(line)
-		rest := line[pos:end]
+		last := end == len(r.buf)
 		if last {
-			rest = trimEOL(rest)
+			end = pos + len(trimEOL(r.buf[pos:]))
 		}
-		if len(rest) > r.opts.MaxFieldBytes {
+		if end-pos > r.opts.MaxFieldBytes {
 			return r.tooLong(field, lineNo)
 		}
-		r.buf = append(r.buf, rest...)
-		r.fields = append(r.fields, span{start: fieldStart, end: len(r.buf)})
+		r.fields = append(r.fields, span{start: pos, end: end})
 		if last {
 			return nil
 		}
 		pos = end + 1
 	}
+}
+
+// more appends the next line to buf, for a quoted field that started at
+// fieldStart and is still open.
+func (r *csvReader) more(field, fieldStart int, lineNo int64) error {
+	if len(r.buf)-fieldStart > r.opts.MaxFieldBytes {
+		return r.tooLong(field, lineNo)
+	}
+	if len(r.buf) > r.opts.MaxRecordBytes {
+		return &ParseError{Line: lineNo, Msg: fmt.Sprintf("record longer than %d bytes", r.opts.MaxRecordBytes)}
+	}
+	line, err := r.lr.next()
+	if err == io.EOF {
+		return &ParseError{Line: lineNo, Column: r.columnName(field), Msg: "unterminated quoted field"}
+	}
+	if err != nil {
+		return err
+	}
+	r.buf = append(r.buf, line...)
+	return nil
 }
 
 func (r *csvReader) tooLong(field int, lineNo int64) error {
@@ -265,8 +281,7 @@ func (r *csvReader) tooManyFields(maxFields int, lineNo int64) error {
 // checkText refuses a record that is not UTF-8 text: binary data sent as
 // CSV fails here.
 func (r *csvReader) checkText(lineNo int64) error {
-	nul := bytes.IndexByte(r.buf, 0) >= 0
-	if !nul && utf8.Valid(r.buf) {
+	if bytes.IndexByte(r.buf, 0) < 0 && utf8.Valid(r.buf) {
 		return nil
 	}
 	for i, sp := range r.fields {
@@ -278,5 +293,6 @@ func (r *csvReader) checkText(lineNo int64) error {
 			return &ParseError{Line: lineNo, Column: r.columnName(i), Msg: "invalid UTF-8"}
 		}
 	}
-	return nil
+	// Outside the fields: after a closing quote, or a line break.
+	return &ParseError{Line: lineNo, Msg: "NUL byte or invalid UTF-8: binary data, not CSV text"}
 }

@@ -61,10 +61,19 @@ func ParseFloat(v string) (float64, bool) {
 		return 0, false
 	case math.IsNaN(f) || math.IsInf(f, 0):
 		return f, v == "NaN" || v == "Inf" || v == "+Inf" || v == "-Inf"
-	case strings.ContainsAny(v, "xX"):
+	case isHex(v):
 		return 0, false
 	}
 	return f, true
+}
+
+// isHex reports a hexadecimal float ("0x1p-2", "-0X10"), which strconv
+// accepts and a dataset should not.
+func isHex(v string) bool {
+	if len(v) > 0 && (v[0] == '-' || v[0] == '+') {
+		v = v[1:]
+	}
+	return len(v) > 1 && v[0] == '0' && (v[1] == 'x' || v[1] == 'X')
 }
 
 // ParseBool parses a bool value: "true" or "false", in any case.

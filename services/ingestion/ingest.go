@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/gyreml/gyre/pkg/apierr"
+	"github.com/gyreml/gyre/pkg/pipeline"
 	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
 	"github.com/gyreml/gyre/pkg/privacy"
 	"github.com/gyreml/gyre/pkg/profile"
@@ -87,6 +89,8 @@ type analysis struct {
 	quality    quality.Report
 	findings   []privacy.Finding
 	kanon      *privacy.KResult
+	// profile of the spooled values; nil when pass 2 must profile.
+	profile *profile.Profile
 }
 
 // countingReader fails once more than max bytes were read.
@@ -116,42 +120,70 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 	}
 	defer cleanup()
 	header := reader.Header()
-	v := r.validation
-	checker, err := quality.NewChecker(header, expected, v.Rules)
+	obs, err := newObservers(header, r.validation, expected)
 	if err != nil {
-		return nil, apierr.InvalidField("validation.rules", "%v", err)
+		return nil, err
 	}
-	scanner, err := privacy.NewScanner(header, privacy.Config{Detect: v.Privacy.Detect})
-	if err != nil {
-		return nil, apierr.InvalidField("validation.privacy.detect", "%v", err)
-	}
-	var kanon *privacy.KAnonymity
-	if len(v.Privacy.QuasiIdentifiers) > 0 {
-		if kanon, err = privacy.NewKAnonymity(header, v.Privacy.QuasiIdentifiers); err != nil {
-			return nil, apierr.InvalidField("validation.privacy.quasiIdentifiers", "%v", err)
+
+	// The parser and spool writer run here; the checks and the profile on
+	// two goroutines, both fed every batch of records.
+	checks, profiles := make(chan *batch, 4), make(chan *batch, 4)
+	free := make(chan *batch, 12)
+	var wg sync.WaitGroup
+	consume := func(in <-chan *batch, observe func(tabular.Record)) {
+		for b := range in {
+			for _, rec := range b.recs {
+				observe(rec)
+			}
+			if b.readers.Add(-1) == 0 {
+				b.recs = b.recs[:0]
+				free <- b
+			}
 		}
 	}
-	inferrer := tabular.NewInferrer(header)
+	wg.Go(func() { consume(checks, obs.observe) })
+	wg.Go(func() { consume(profiles, obs.observeProfile) })
 	out := tabular.NewCSVWriter(spool, header)
 	var rows int64
-	for {
-		rec, err := reader.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	send := func(b *batch) {
+		b.readers.Store(2)
+		checks <- b
+		profiles <- b
+	}
+	parseErr := func() error {
+		defer close(checks)
+		defer close(profiles)
+		cur := newBatch(len(header))
+		for {
+			rec, err := reader.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return s.uploadError(err, counted)
+			}
+			rows++
+			if err := out.Write(rec.Values, rec.Null); err != nil {
+				return fmt.Errorf("spool: %w", err)
+			}
+			cur.add(rec)
+			if len(cur.recs) == batchRows {
+				send(cur)
+				select {
+				case cur = <-free:
+				default:
+					cur = newBatch(len(header))
+				}
+			}
 		}
-		if err != nil {
-			return nil, s.uploadError(err, counted)
+		if len(cur.recs) > 0 {
+			send(cur)
 		}
-		rows++
-		inferrer.Observe(rec.Values, rec.Null)
-		checker.Observe(rec)
-		scanner.Observe(rec.Row, rec.Values, rec.Null)
-		if kanon != nil {
-			kanon.Observe(rec.Values, rec.Null)
-		}
-		if err := out.Write(rec.Values, rec.Null); err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
-		}
+		return nil
+	}()
+	wg.Wait()
+	if parseErr != nil {
+		return nil, parseErr
 	}
 	if err := out.Flush(); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
@@ -160,16 +192,43 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 	if _, err := io.Copy(io.Discard, body); err != nil {
 		return nil, s.uploadError(err, counted)
 	}
+	inferred := obs.inferrer.Schema()
+	profileSchema := inferred
+	if len(expected.Columns) > 0 {
+		profileSchema = expected
+	}
 	an := &analysis{
 		uploadSHA: hex.EncodeToString(hash.Sum(nil)), uploadSize: counted.n,
-		header: header, rows: rows, inferred: inferrer.Schema(),
-		quality: checker.Report(), findings: scanner.Findings(),
+		header: header, rows: rows, inferred: inferred,
+		quality: obs.checker.Report(), findings: obs.scanner.Findings(),
+		profile: obs.profile(profileSchema),
 	}
-	if kanon != nil {
-		res := kanon.Result()
+	if obs.kanon != nil {
+		res := obs.kanon.Result()
 		an.kanon = &res
 	}
 	return an, nil
+}
+
+func newObservers(header []string, v pipeline.Validation, expected tabular.Schema) (*observers, error) {
+	checker, err := quality.NewChecker(header, expected, v.Rules)
+	if err != nil {
+		return nil, apierr.InvalidField("validation.rules", "%v", err)
+	}
+	scanner, err := privacy.NewScanner(header, privacy.Config{Detect: v.Privacy.Detect})
+	if err != nil {
+		return nil, apierr.InvalidField("validation.privacy.detect", "%v", err)
+	}
+	obs := &observers{header: header, inferrer: tabular.NewInferrer(header), checker: checker, scanner: scanner}
+	if len(v.Privacy.QuasiIdentifiers) > 0 {
+		if obs.kanon, err = privacy.NewKAnonymity(header, v.Privacy.QuasiIdentifiers); err != nil {
+			return nil, apierr.InvalidField("validation.privacy.quasiIdentifiers", "%v", err)
+		}
+	}
+	if len(expected.Columns) > 0 {
+		obs.startProfile(expected)
+	}
+	return obs, nil
 }
 
 // openReader returns a streaming reader; Parquet needs random access, so it is
@@ -244,18 +303,10 @@ func (s *Service) store(ctx context.Context, up Upload, r rules, ds *datasetRow,
 		}
 		transform = t
 	}
-	profiler := profile.NewProfiler(profileColumns(an.header, schema))
-
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(rewrite(spool, an.header, transform, profiler, pw))
-	}()
-	data, err := s.blobs.PutContent(ctx, "datasets/"+up.Dataset, pr, "text/csv")
-	pr.CloseWithError(err) // unblocks the writer if the upload stopped early
+	data, prof, err := s.storeData(ctx, up.Dataset, an, schema, transform, spool)
 	if err != nil {
-		return nil, fmt.Errorf("store dataset: %w", err)
+		return nil, err
 	}
-	prof := profiler.Profile()
 	if prev := ds.previousProfile(ctx, s); prev != nil {
 		rep.Drift = profile.Compare(prev, prof)
 	}
@@ -285,6 +336,31 @@ func (s *Service) store(ctx context.Context, up Upload, r rules, ds *datasetRow,
 	return &ingestionv1.UploadVersionResponse{Version: v.proto(), Summary: v.proto().GetSummary(), ReportSha256: v.reportSHA, Existing: existing}, nil
 }
 
+// storeData streams the spool to the artifact store. When pass 1 already
+// profiled exactly what will be stored (no privacy transform, profile kinds
+// confirmed), the spool goes as it is; otherwise pass 2 rewrites it through
+// the transform and profiles the result.
+func (s *Service) storeData(ctx context.Context, dataset string, an *analysis, schema tabular.Schema, transform *privacy.Transformer, spool io.Reader) (blobObject, *profile.Profile, error) {
+	if transform == nil && an.profile != nil {
+		obj, err := s.blobs.PutContent(ctx, "datasets/"+dataset, spool, "text/csv")
+		if err != nil {
+			return obj, nil, fmt.Errorf("store dataset: %w", err)
+		}
+		return obj, an.profile, nil
+	}
+	profiler := profile.NewProfiler(columnSpecs(an.header, profileKinds(an.header, schema)))
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(rewrite(spool, an.header, transform, profiler, pw))
+	}()
+	obj, err := s.blobs.PutContent(ctx, "datasets/"+dataset, pr, "text/csv")
+	pr.CloseWithError(err) // unblocks the writer if the upload stopped early
+	if err != nil {
+		return obj, nil, fmt.Errorf("store dataset: %w", err)
+	}
+	return obj, profiler.Profile(), nil
+}
+
 // rewrite is pass 2: the spooled rows, cleaned by the privacy policy, profiled
 // and written as the stored canonical CSV.
 func rewrite(spool io.Reader, header []string, t *privacy.Transformer, p *profile.Profiler, w io.Writer) error {
@@ -310,25 +386,6 @@ func rewrite(spool io.Reader, header []string, t *privacy.Transformer, p *profil
 		}
 	}
 	return out.Flush()
-}
-
-func profileColumns(header []string, schema tabular.Schema) []profile.ColumnSpec {
-	specs := make([]profile.ColumnSpec, len(header))
-	for i, name := range header {
-		kind := profile.Categorical
-		if c, ok := schema.Column(name); ok {
-			switch c.Type {
-			case tabular.Int, tabular.Float:
-				kind = profile.Numeric
-			case tabular.Bool:
-				kind = profile.Bool
-			case tabular.Timestamp:
-				kind = profile.Timestamp
-			}
-		}
-		specs[i] = profile.ColumnSpec{Name: name, Kind: kind}
-	}
-	return specs
 }
 
 func (s *Service) putJSON(ctx context.Context, prefix string, data []byte) (blobObject, error) {

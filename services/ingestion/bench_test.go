@@ -1,0 +1,123 @@
+package ingestion
+
+import (
+	"bufio"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gyreml/gyre/pkg/pipeline"
+	"github.com/gyreml/gyre/pkg/tabular"
+)
+
+// benchCSV writes (once per run) a CSV of rows x 20 mixed columns: ints,
+// floats, categories, booleans, timestamps and free text.
+func benchCSV(b *testing.B, rows int) string {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), fmt.Sprintf("bench-%d.csv", rows))
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	fmt.Fprintln(w, "id,age,income,debt_ratio,score,late_payments,segment,region,product,channel,active,verified,opened,last_seen,zip3,birth_year,sex,notes,balance,label")
+	segments := []string{"retail", "sme", "corporate", "private"}
+	regions := []string{"north", "south", "east", "west", "central"}
+	for i := range rows {
+		fmt.Fprintf(w, "%d,%d,%.2f,%.4f,%.3f,%d,%s,%s,p%d,c%d,%t,%t,2024-%02d-%02d,2025-%02d-%02dT10:00:00Z,%03d,%d,%s,%s,%.2f,%d\n",
+			i, 18+rng.IntN(70), 20000+rng.Float64()*150000, rng.Float64(), rng.NormFloat64(), rng.IntN(6),
+			segments[rng.IntN(4)], regions[rng.IntN(5)], rng.IntN(30), rng.IntN(8), rng.IntN(2) == 0, rng.IntN(3) > 0,
+			1+rng.IntN(12), 1+rng.IntN(28), 1+rng.IntN(12), 1+rng.IntN(28), rng.IntN(1000), 1940+rng.IntN(65),
+			[]string{"f", "m"}[rng.IntN(2)], []string{"no issues", "called twice", "asked for a limit increase", ""}[rng.IntN(4)],
+			rng.Float64()*1e5-2e4, rng.IntN(2))
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	return path
+}
+
+// BenchmarkIngestVsBareRead measures the whole check of an upload (parse,
+// schema inference, rules, privacy scan, k-anonymity, spool; then profile
+// and canonical rewrite) against a bare encoding/csv read of the same file,
+// in the same run. Storage is left out: it is the S3 server's speed.
+func BenchmarkIngestVsBareRead(b *testing.B) {
+	rows := 1_000_000
+	if testing.Short() {
+		rows = 50_000
+	}
+	path := benchCSV(b, rows)
+	info, _ := os.Stat(path)
+	mb := float64(info.Size()) / 1e6
+	v := pipeline.Validation{
+		Rules: []pipeline.Rule{{Column: "age", Min: ptr(18.0), Max: ptr(120.0)}, {Column: "income", NotNull: true}, {Column: "segment", Allowed: []string{"retail", "sme", "corporate", "private"}}},
+		Privacy: pipeline.Privacy{Detect: []string{"email", "phone", "credit_card", "ssn", "ip_address"}, Action: "reject",
+			QuasiIdentifiers: []string{"zip3", "birth_year", "sex"}, KAnonymity: 1},
+	}
+	s := &Service{cfg: Config{MaxUploadBytes: 1 << 40, SpoolDir: b.TempDir()}}
+	var bare, full time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		bareRead(b, path)
+		bare += time.Since(t0)
+
+		t0 = time.Now()
+		ingestFile(b, s, path, v)
+		full += time.Since(t0)
+	}
+	n := float64(b.N)
+	b.ReportMetric(mb*n/bare.Seconds(), "bare-MB/s")
+	b.ReportMetric(mb*n/full.Seconds(), "gyre-MB/s")
+	b.ReportMetric(bare.Seconds()/full.Seconds(), "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func bareRead(b *testing.B, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
+	r.ReuseRecord = true
+	for {
+		if _, err := r.Read(); err == io.EOF {
+			return
+		} else if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func ingestFile(b *testing.B, s *Service, path string, v pipeline.Validation) {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	spool, err := os.CreateTemp(s.cfg.SpoolDir, "spool-*.csv")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+	an, err := s.analyze(Upload{Format: tabular.CSV, Body: f}, rules{validation: v}, tabular.Schema{}, spool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		b.Fatal(err)
+	}
+	if an.profile == nil {
+		b.Fatal("pass 1 did not profile")
+	}
+}
