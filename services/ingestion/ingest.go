@@ -12,8 +12,8 @@ import (
 	"sync"
 
 	"github.com/gyreml/gyre/pkg/apierr"
-	"github.com/gyreml/gyre/pkg/pipeline"
 	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
+	"github.com/gyreml/gyre/pkg/pipeline"
 	"github.com/gyreml/gyre/pkg/privacy"
 	"github.com/gyreml/gyre/pkg/profile"
 	"github.com/gyreml/gyre/pkg/quality"
