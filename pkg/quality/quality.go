@@ -23,11 +23,11 @@ import (
 // MaxRows is how many offending row numbers a result lists.
 const MaxRows = 10
 
-// UniqueLimit bounds the distinct values a unique rule remembers (as 8-byte
-// hashes: about 16 bytes of memory each with the map's overhead, so about
-// 130 MiB at the limit). Past it, later values are still checked against
-// the values remembered, and the result's Detail says so.
-const UniqueLimit = 1 << 23
+// UniqueLimit bounds the distinct values a unique rule remembers, as 8-byte
+// hashes in a table at most 3/4 full: 64 MiB at the limit. Past it, later
+// values are still checked against the values remembered, and the result's
+// Detail says so.
+const UniqueLimit = 3 << 21
 
 // Report is the outcome of checking one dataset version.
 type Report struct {
@@ -85,7 +85,7 @@ type check struct {
 	re         *regexp.Regexp
 	typ        tabular.ColumnType
 	notNumeric int64
-	seen       map[uint64]struct{}
+	seen       hashSet
 	full       bool // seen reached UniqueLimit
 	absent     bool // the column is not in the data
 }
@@ -234,7 +234,7 @@ func ruleChecks(i int, r pipeline.Rule) ([]*check, error) {
 		mk(pattern, "regex "+r.Regex).re = re
 	}
 	if r.Unique {
-		mk(unique, "unique").seen = make(map[uint64]struct{})
+		mk(unique, "unique")
 	}
 	if r.MaxNullFraction != nil {
 		mk(maxNullFraction, "maxNullFraction "+number(*r.MaxNullFraction)).bound = *r.MaxNullFraction
@@ -297,11 +297,14 @@ func (c *Checker) Observe(rec tabular.Record) {
 				}
 			case unique:
 				h := maphash.String(c.seed, v)
-				if _, dup := k.seen[h]; dup {
+				switch {
+				case k.seen.n < UniqueLimit:
+					if !k.seen.add(h) {
+						k.fail(rec.Row)
+					}
+				case k.seen.contains(h):
 					k.fail(rec.Row)
-				} else if len(k.seen) < UniqueLimit {
-					k.seen[h] = struct{}{}
-				} else {
+				default:
 					k.full = true
 				}
 			case isType:

@@ -229,3 +229,25 @@ func TestSchemaFromSpec(t *testing.T) {
 		t.Errorf("schema %+v, want %+v", got, want)
 	}
 }
+
+func TestHashSet(t *testing.T) {
+	var s hashSet
+	const n, k = 100_000, 0x9E3779B97F4A7C15
+	for i := uint64(1); i <= n; i++ {
+		if !s.add(i * k) {
+			t.Fatalf("%d: not new", i)
+		}
+	}
+	for i := uint64(1); i <= n; i++ {
+		if !s.contains(i*k) || s.add(i*k) {
+			t.Fatalf("%d: lost", i)
+		}
+	}
+	if s.contains(k/2) || s.n != n || len(s.slots) != 1<<18 {
+		t.Errorf("%d entries in %d slots", s.n, len(s.slots))
+	}
+	// 0 marks an empty slot: the hash 0 is kept as 1.
+	if !s.add(0) || !s.contains(1) || s.add(1) {
+		t.Error("hash 0")
+	}
+}

@@ -3,14 +3,18 @@ package tabular
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 type parquetRow struct {
@@ -119,13 +123,24 @@ func TestParquetThroughNewReaderFromFile(t *testing.T) {
 	type small struct {
 		A int64  `parquet:"a"`
 		B string `parquet:"b"`
+		C string `parquet:"c,dict"`
 	}
 	rows := make([]small, 1000)
 	for i := range rows {
-		rows[i] = small{A: int64(i), B: "x"}
+		rows[i] = small{A: int64(i), B: fmt.Sprintf("value %d", i), C: fmt.Sprintf("c%d", i%7)}
+	}
+	// Small pages and row groups: values must stay right across batches,
+	// pages and row groups.
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[small](&buf, parquet.PageBufferSize(512), parquet.MaxRowsPerRowGroup(300))
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "d.parquet")
-	if err := os.WriteFile(path, writeParquet(t, rows), 0o600); err != nil {
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(path)
@@ -146,8 +161,9 @@ func TestParquetThroughNewReaderFromFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec.Values[0] != itoa(n) {
-			t.Fatalf("row %d: a=%q", n+1, rec.Values[0])
+		want := []string{fmt.Sprint(n), fmt.Sprintf("value %d", n), fmt.Sprintf("c%d", n%7)}
+		if !slices.Equal(rec.Values, want) {
+			t.Fatalf("row %d: %q, want %q", n+1, rec.Values, want)
 		}
 		n++
 	}
@@ -155,8 +171,6 @@ func TestParquetThroughNewReaderFromFile(t *testing.T) {
 		t.Errorf("read %d rows, want %d", n, len(rows))
 	}
 }
-
-func itoa(i int) string { return formatFloat(float64(i)) }
 
 func TestParquetBadInput(t *testing.T) {
 	type nested struct {
@@ -213,5 +227,48 @@ func readParquetErr(b []byte) error {
 			}
 			return err
 		}
+	}
+}
+
+// TestParquetPageClaimsAreBounded: parquet-go allocates what a page header
+// claims, so claims past the bounds are refused before any page is read.
+func TestParquetPageClaimsAreBounded(t *testing.T) {
+	page := func(h format.PageHeader, body int) (*bytes.Reader, int64, *format.FileMetaData) {
+		header, err := thrift.Marshal(new(thrift.CompactProtocol), &h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := append(append([]byte("PAR1"), header...), make([]byte, body)...)
+		chunk := int64(len(file) - 4)
+		file = append(file, 0, 0, 0, 0, 'P', 'A', 'R', '1')
+		md := &format.FileMetaData{RowGroups: []format.RowGroup{{Columns: []format.ColumnChunk{{
+			MetaData: format.ColumnMetaData{DataPageOffset: 4, TotalCompressedSize: chunk},
+		}}}}}
+		return bytes.NewReader(file), int64(len(file)), md
+	}
+	data := func(values int32) thrift.Null[format.DataPageHeader] {
+		return thrift.New(format.DataPageHeader{NumValues: values})
+	}
+	for _, tc := range []struct {
+		name   string
+		header format.PageHeader
+		want   string
+	}{
+		{"valid", format.PageHeader{UncompressedPageSize: 10, CompressedPageSize: 10, DataPageHeader: data(3)}, ""},
+		{"huge page", format.PageHeader{UncompressedPageSize: 1 << 30, CompressedPageSize: 10, DataPageHeader: data(3)}, "size over the 67108864-byte bound"},
+		{"past its chunk", format.PageHeader{UncompressedPageSize: 10, CompressedPageSize: 11, DataPageHeader: data(3)}, "runs past its column chunk"},
+		{"many values", format.PageHeader{UncompressedPageSize: 10, CompressedPageSize: 10, DataPageHeader: data(1 << 30)}, "1073741824 values, over the bound"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ra, size, md := page(tc.header, 10)
+			err := checkPages(ra, size, md)
+			var pe *ParseError
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("error %v", err)
+			case tc.want != "" && (!errors.As(err, &pe) || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want a ParseError with %q", err, tc.want)
+			}
+		})
 	}
 }
