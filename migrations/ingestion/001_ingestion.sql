@@ -21,6 +21,8 @@ CREATE TABLE dataset_versions (
     columns        jsonb NOT NULL,
     report_sha256  text NOT NULL,
     profile_uri    text NOT NULL,
+    -- The profile without its sketches: what people and dashboards read.
+    profile_summary jsonb NOT NULL DEFAULT '{}',
     summary        jsonb NOT NULL,
     pipeline       text NOT NULL DEFAULT '',
     create_time    timestamptz NOT NULL DEFAULT now(),

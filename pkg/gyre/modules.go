@@ -252,7 +252,7 @@ func (p *Process) initRegistry(ctx context.Context) (app.Service, error) {
 func (p *Process) registryClient() (registryv1.RegistryServiceClient, error) {
 	if addr := p.Config.Services.Registry; addr != "" {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
+			grpc.WithStatsHandler(otelgrpc.NewClientHandler()), grpc.WithChainUnaryInterceptor(server.PropagateRequestInfo))
 		if err != nil {
 			return nil, fmt.Errorf("registry client %s: %w", addr, err)
 		}

@@ -181,3 +181,13 @@ func (s *validatingStream) RecvMsg(m any) error {
 	}
 	return s.ic.validate(m)
 }
+
+// PropagateRequestInfo is a client interceptor: a call made while serving a
+// request carries that request's id and actor, so the callee's logs and audit
+// name who really asked.
+func PropagateRequestInfo(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if ri := RequestInfoFrom(ctx); ri.ID != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, headerRequestID, ri.ID, headerActor, ri.Actor)
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}

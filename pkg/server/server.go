@@ -103,6 +103,7 @@ func New(opts Options) (*Server, error) {
 	s.Conn, err = grpc.NewClient(grpcLis.Addr().String(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
+		grpc.WithChainUnaryInterceptor(PropagateRequestInfo),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(opts.MaxRecvBytes), grpc.MaxCallSendMsgSize(opts.MaxRecvBytes)))
 	if err != nil {
 		grpcLis.Close()

@@ -385,3 +385,46 @@ func TestNewReaderParquetNeedsRandomAccess(t *testing.T) {
 		t.Errorf("error %v, want one pointing at NewParquetReader", err)
 	}
 }
+
+// endless yields prefix, then line over and over, counting what it gave.
+type endless struct {
+	prefix, line string
+	pending      string
+	read         int64
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.pending == "" {
+		e.pending, e.prefix = e.prefix+e.line, ""
+	}
+	n := copy(p, e.pending)
+	e.pending = e.pending[n:]
+	e.read += int64(n)
+	return n, nil
+}
+
+// TestBoundedByOneRecord: a quote that never closes, or a line that never
+// ends, is refused once past the limits, not read to the end of the file.
+func TestBoundedByOneRecord(t *testing.T) {
+	opts := Options{MaxFieldBytes: 1 << 20, MaxRecordBytes: 3 << 19}
+	for _, tc := range []struct {
+		name string
+		src  *endless
+		f    Format
+		want string
+	}{
+		{"open quote", &endless{prefix: "a,b\n1,\"", line: "xxxxxxx\n"}, CSV, `line 2, column "b": field longer than 1048576 bytes`},
+		{"endless line", &endless{prefix: "a,b\n", line: "xxxxxxxx"}, CSV, "line 2: line longer than 1572864 bytes"},
+		{"endless json", &endless{prefix: `{"a":"`, line: "xxxxxxxx"}, JSONL, "line 1: line longer than 1572864 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := firstError(tc.src, tc.f, opts)
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("error %v, want %s", err, tc.want)
+			}
+			if tc.src.read > 2<<20 {
+				t.Errorf("read %d bytes before refusing", tc.src.read)
+			}
+		})
+	}
+}

@@ -328,6 +328,7 @@ func (s *Service) store(ctx context.Context, up Upload, r rules, ds *datasetRow,
 		dataset: up.Dataset, sha256: data.SHA256, uploadSHA: an.uploadSHA, uri: s.blobs.URI(data.Key), size: data.Size,
 		rows: an.rows, format: string(up.Format), columns: an.inferred, reportSHA: repObj.SHA256, profileURI: s.blobs.URI(profObj.Key),
 		summary: rep.Summary, pipeline: r.pipeline, createdBy: server.RequestInfoFrom(ctx).Actor,
+		profileSummary: mustJSON(prof.Summary()),
 	}
 	existing, err := s.recordVersion(ctx, v, schema, r.validation.Privacy.Action)
 	if err != nil {

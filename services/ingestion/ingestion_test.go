@@ -108,6 +108,9 @@ spec:
 		t.Fatalf("first push: %d %v %v", first.status, first.resp, first.err)
 	}
 	v1 := first.resp.GetVersion()
+	if v1.GetProfileSummary().GetFields()["Rows"].GetNumberValue() != 200 && v1.GetProfileSummary().GetFields()["rows"].GetNumberValue() != 200 {
+		t.Fatalf("profile summary = %v", v1.GetProfileSummary())
+	}
 	if v1.GetRows() != 200 || len(v1.GetSha256()) != 64 || v1.GetPipeline() != "loans" || v1.GetSummary().GetRulesChecked() == 0 {
 		t.Fatalf("version 1 = %v", v1)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gyreml/gyre/pkg/apierr"
@@ -85,13 +86,22 @@ type versionRow struct {
 	columns                         tabular.Schema
 	reportSHA, profileURI           string
 	summary                         *ingestionv1.ReportSummary
+	profileSummary                  []byte
 	pipeline, createdBy             string
 	createTime                      time.Time
 }
 
 func (v *versionRow) proto() *ingestionv1.DatasetVersion {
+	var prof *structpb.Struct
+	if len(v.profileSummary) > 2 {
+		prof = &structpb.Struct{}
+		if err := protojson.Unmarshal(v.profileSummary, prof); err != nil {
+			prof = nil
+		}
+	}
 	return &ingestionv1.DatasetVersion{
-		Dataset: v.dataset, Version: v.version, Sha256: v.sha256, UploadSha256: v.uploadSHA, Uri: v.uri,
+		ProfileSummary: prof,
+		Dataset:        v.dataset, Version: v.version, Sha256: v.sha256, UploadSha256: v.uploadSHA, Uri: v.uri,
 		SizeBytes: v.size, Rows: v.rows, SourceFormat: v.format, Columns: columnsProto(v.columns),
 		ReportSha256: v.reportSHA, ProfileUri: v.profileURI, Summary: v.summary, Pipeline: v.pipeline,
 		CreateTime: timestamppb.New(v.createTime), CreatedBy: v.createdBy,
@@ -107,13 +117,13 @@ func columnsProto(s tabular.Schema) []*ingestionv1.Column {
 }
 
 const versionColumns = `dataset, version, sha256, upload_sha256, uri, size_bytes, rows, source_format, columns,
-	report_sha256, profile_uri, summary, pipeline, create_time, created_by`
+	report_sha256, profile_uri, profile_summary, summary, pipeline, create_time, created_by`
 
 func scanVersion(row pgx.Row) (*versionRow, error) {
 	var v versionRow
 	var columns, summary []byte
 	if err := row.Scan(&v.dataset, &v.version, &v.sha256, &v.uploadSHA, &v.uri, &v.size, &v.rows, &v.format, &columns,
-		&v.reportSHA, &v.profileURI, &summary, &v.pipeline, &v.createTime, &v.createdBy); err != nil {
+		&v.reportSHA, &v.profileURI, &v.profileSummary, &summary, &v.pipeline, &v.createTime, &v.createdBy); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(columns, &v.columns.Columns); err != nil {
@@ -188,10 +198,10 @@ func (s *Service) recordVersion(ctx context.Context, v *versionRow, schema tabul
 		}
 		v.version = latest + 1
 		if err := tx.QueryRow(ctx, `INSERT INTO dataset_versions (dataset, version, sha256, upload_sha256, uri, size_bytes, rows, source_format,
-				columns, report_sha256, profile_uri, summary, pipeline, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING create_time`,
+				columns, report_sha256, profile_uri, profile_summary, summary, pipeline, created_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING create_time`,
 			v.dataset, v.version, v.sha256, v.uploadSHA, v.uri, v.size, v.rows, v.format, columns, v.reportSHA, v.profileURI,
-			summary, v.pipeline, v.createdBy).Scan(&v.createTime); err != nil {
+			v.profileSummary, summary, v.pipeline, v.createdBy).Scan(&v.createTime); err != nil {
 			return err
 		}
 		// The first version's schema (or the declared one) is what later versions must match.

@@ -226,20 +226,23 @@ type DatasetVersion struct {
 	// sha256 of the stored (cleaned, canonical CSV) bytes: the version's identity.
 	Sha256 string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	// sha256 of the bytes as uploaded: pushing them again returns this version.
-	UploadSha256  string                 `protobuf:"bytes,4,opt,name=upload_sha256,json=uploadSha256,proto3" json:"upload_sha256,omitempty"`
-	Uri           string                 `protobuf:"bytes,5,opt,name=uri,proto3" json:"uri,omitempty"`
-	SizeBytes     int64                  `protobuf:"varint,6,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
-	Rows          int64                  `protobuf:"varint,7,opt,name=rows,proto3" json:"rows,omitempty"`
-	SourceFormat  string                 `protobuf:"bytes,8,opt,name=source_format,json=sourceFormat,proto3" json:"source_format,omitempty"`
-	Columns       []*Column              `protobuf:"bytes,9,rep,name=columns,proto3" json:"columns,omitempty"`
-	ReportSha256  string                 `protobuf:"bytes,10,opt,name=report_sha256,json=reportSha256,proto3" json:"report_sha256,omitempty"`
-	ProfileUri    string                 `protobuf:"bytes,11,opt,name=profile_uri,json=profileUri,proto3" json:"profile_uri,omitempty"`
-	Summary       *ReportSummary         `protobuf:"bytes,12,opt,name=summary,proto3" json:"summary,omitempty"`
-	Pipeline      string                 `protobuf:"bytes,13,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	CreatedBy     string                 `protobuf:"bytes,15,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UploadSha256 string                 `protobuf:"bytes,4,opt,name=upload_sha256,json=uploadSha256,proto3" json:"upload_sha256,omitempty"`
+	Uri          string                 `protobuf:"bytes,5,opt,name=uri,proto3" json:"uri,omitempty"`
+	SizeBytes    int64                  `protobuf:"varint,6,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Rows         int64                  `protobuf:"varint,7,opt,name=rows,proto3" json:"rows,omitempty"`
+	SourceFormat string                 `protobuf:"bytes,8,opt,name=source_format,json=sourceFormat,proto3" json:"source_format,omitempty"`
+	Columns      []*Column              `protobuf:"bytes,9,rep,name=columns,proto3" json:"columns,omitempty"`
+	ReportSha256 string                 `protobuf:"bytes,10,opt,name=report_sha256,json=reportSha256,proto3" json:"report_sha256,omitempty"`
+	ProfileUri   string                 `protobuf:"bytes,11,opt,name=profile_uri,json=profileUri,proto3" json:"profile_uri,omitempty"`
+	Summary      *ReportSummary         `protobuf:"bytes,12,opt,name=summary,proto3" json:"summary,omitempty"`
+	Pipeline     string                 `protobuf:"bytes,13,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	CreateTime   *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreatedBy    string                 `protobuf:"bytes,15,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// Per column: counts, nulls, distinct, min/max/mean/std, quantiles,
+	// histogram, top values (the full, mergeable profile is at profile_uri).
+	ProfileSummary *structpb.Struct `protobuf:"bytes,16,opt,name=profile_summary,json=profileSummary,proto3" json:"profile_summary,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DatasetVersion) Reset() {
@@ -375,6 +378,13 @@ func (x *DatasetVersion) GetCreatedBy() string {
 		return x.CreatedBy
 	}
 	return ""
+}
+
+func (x *DatasetVersion) GetProfileSummary() *structpb.Struct {
+	if x != nil {
+		return x.ProfileSummary
+	}
+	return nil
 }
 
 // What a person reads first; the whole report is GetReport.
@@ -1254,7 +1264,7 @@ const file_gyre_ingestion_v1_ingestion_proto_rawDesc = "" +
 	"\x06Column\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
-	"\bnullable\x18\x03 \x01(\bR\bnullable\"\x9a\x04\n" +
+	"\bnullable\x18\x03 \x01(\bR\bnullable\"\xdc\x04\n" +
 	"\x0eDatasetVersion\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x16\n" +
@@ -1275,7 +1285,8 @@ const file_gyre_ingestion_v1_ingestion_proto_rawDesc = "" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\x0f \x01(\tR\tcreatedBy\"\xa5\x03\n" +
+	"created_by\x18\x0f \x01(\tR\tcreatedBy\x12@\n" +
+	"\x0fprofile_summary\x18\x10 \x01(\v2\x17.google.protobuf.StructR\x0eprofileSummary\"\xa5\x03\n" +
 	"\rReportSummary\x124\n" +
 	"\averdict\x18\x01 \x01(\x0e2\x1a.gyre.ingestion.v1.VerdictR\averdict\x12\x18\n" +
 	"\areasons\x18\x02 \x03(\tR\areasons\x12#\n" +
@@ -1400,32 +1411,33 @@ var file_gyre_ingestion_v1_ingestion_proto_depIdxs = []int32{
 	2,  // 3: gyre.ingestion.v1.DatasetVersion.columns:type_name -> gyre.ingestion.v1.Column
 	4,  // 4: gyre.ingestion.v1.DatasetVersion.summary:type_name -> gyre.ingestion.v1.ReportSummary
 	17, // 5: gyre.ingestion.v1.DatasetVersion.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 6: gyre.ingestion.v1.ReportSummary.verdict:type_name -> gyre.ingestion.v1.Verdict
-	18, // 7: gyre.ingestion.v1.Report.report:type_name -> google.protobuf.Struct
-	1,  // 8: gyre.ingestion.v1.ListDatasetsResponse.datasets:type_name -> gyre.ingestion.v1.Dataset
-	9,  // 9: gyre.ingestion.v1.UploadVersionRequest.header:type_name -> gyre.ingestion.v1.UploadHeader
-	3,  // 10: gyre.ingestion.v1.UploadVersionResponse.version:type_name -> gyre.ingestion.v1.DatasetVersion
-	4,  // 11: gyre.ingestion.v1.UploadVersionResponse.summary:type_name -> gyre.ingestion.v1.ReportSummary
-	3,  // 12: gyre.ingestion.v1.ListDatasetVersionsResponse.versions:type_name -> gyre.ingestion.v1.DatasetVersion
-	6,  // 13: gyre.ingestion.v1.IngestionService.GetDataset:input_type -> gyre.ingestion.v1.GetDatasetRequest
-	7,  // 14: gyre.ingestion.v1.IngestionService.ListDatasets:input_type -> gyre.ingestion.v1.ListDatasetsRequest
-	10, // 15: gyre.ingestion.v1.IngestionService.UploadVersion:input_type -> gyre.ingestion.v1.UploadVersionRequest
-	12, // 16: gyre.ingestion.v1.IngestionService.RegisterObject:input_type -> gyre.ingestion.v1.RegisterObjectRequest
-	13, // 17: gyre.ingestion.v1.IngestionService.GetDatasetVersion:input_type -> gyre.ingestion.v1.GetDatasetVersionRequest
-	14, // 18: gyre.ingestion.v1.IngestionService.ListDatasetVersions:input_type -> gyre.ingestion.v1.ListDatasetVersionsRequest
-	16, // 19: gyre.ingestion.v1.IngestionService.GetReport:input_type -> gyre.ingestion.v1.GetReportRequest
-	1,  // 20: gyre.ingestion.v1.IngestionService.GetDataset:output_type -> gyre.ingestion.v1.Dataset
-	8,  // 21: gyre.ingestion.v1.IngestionService.ListDatasets:output_type -> gyre.ingestion.v1.ListDatasetsResponse
-	11, // 22: gyre.ingestion.v1.IngestionService.UploadVersion:output_type -> gyre.ingestion.v1.UploadVersionResponse
-	11, // 23: gyre.ingestion.v1.IngestionService.RegisterObject:output_type -> gyre.ingestion.v1.UploadVersionResponse
-	3,  // 24: gyre.ingestion.v1.IngestionService.GetDatasetVersion:output_type -> gyre.ingestion.v1.DatasetVersion
-	15, // 25: gyre.ingestion.v1.IngestionService.ListDatasetVersions:output_type -> gyre.ingestion.v1.ListDatasetVersionsResponse
-	5,  // 26: gyre.ingestion.v1.IngestionService.GetReport:output_type -> gyre.ingestion.v1.Report
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	18, // 6: gyre.ingestion.v1.DatasetVersion.profile_summary:type_name -> google.protobuf.Struct
+	0,  // 7: gyre.ingestion.v1.ReportSummary.verdict:type_name -> gyre.ingestion.v1.Verdict
+	18, // 8: gyre.ingestion.v1.Report.report:type_name -> google.protobuf.Struct
+	1,  // 9: gyre.ingestion.v1.ListDatasetsResponse.datasets:type_name -> gyre.ingestion.v1.Dataset
+	9,  // 10: gyre.ingestion.v1.UploadVersionRequest.header:type_name -> gyre.ingestion.v1.UploadHeader
+	3,  // 11: gyre.ingestion.v1.UploadVersionResponse.version:type_name -> gyre.ingestion.v1.DatasetVersion
+	4,  // 12: gyre.ingestion.v1.UploadVersionResponse.summary:type_name -> gyre.ingestion.v1.ReportSummary
+	3,  // 13: gyre.ingestion.v1.ListDatasetVersionsResponse.versions:type_name -> gyre.ingestion.v1.DatasetVersion
+	6,  // 14: gyre.ingestion.v1.IngestionService.GetDataset:input_type -> gyre.ingestion.v1.GetDatasetRequest
+	7,  // 15: gyre.ingestion.v1.IngestionService.ListDatasets:input_type -> gyre.ingestion.v1.ListDatasetsRequest
+	10, // 16: gyre.ingestion.v1.IngestionService.UploadVersion:input_type -> gyre.ingestion.v1.UploadVersionRequest
+	12, // 17: gyre.ingestion.v1.IngestionService.RegisterObject:input_type -> gyre.ingestion.v1.RegisterObjectRequest
+	13, // 18: gyre.ingestion.v1.IngestionService.GetDatasetVersion:input_type -> gyre.ingestion.v1.GetDatasetVersionRequest
+	14, // 19: gyre.ingestion.v1.IngestionService.ListDatasetVersions:input_type -> gyre.ingestion.v1.ListDatasetVersionsRequest
+	16, // 20: gyre.ingestion.v1.IngestionService.GetReport:input_type -> gyre.ingestion.v1.GetReportRequest
+	1,  // 21: gyre.ingestion.v1.IngestionService.GetDataset:output_type -> gyre.ingestion.v1.Dataset
+	8,  // 22: gyre.ingestion.v1.IngestionService.ListDatasets:output_type -> gyre.ingestion.v1.ListDatasetsResponse
+	11, // 23: gyre.ingestion.v1.IngestionService.UploadVersion:output_type -> gyre.ingestion.v1.UploadVersionResponse
+	11, // 24: gyre.ingestion.v1.IngestionService.RegisterObject:output_type -> gyre.ingestion.v1.UploadVersionResponse
+	3,  // 25: gyre.ingestion.v1.IngestionService.GetDatasetVersion:output_type -> gyre.ingestion.v1.DatasetVersion
+	15, // 26: gyre.ingestion.v1.IngestionService.ListDatasetVersions:output_type -> gyre.ingestion.v1.ListDatasetVersionsResponse
+	5,  // 27: gyre.ingestion.v1.IngestionService.GetReport:output_type -> gyre.ingestion.v1.Report
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_gyre_ingestion_v1_ingestion_proto_init() }
