@@ -116,25 +116,25 @@ func (t *treePrinter) walk(node, indent string, next map[string][]*registryv1.Li
 	}
 }
 
-// describe shows what the registry knows about a node, e.g. a model version's status.
+// describe shows what the registry knows about a node, e.g. a model version's
+// status or a dataset version's digest; digests are shortened and URIs left
+// out to keep one node a line (-o json has them whole).
 func (t *treePrinter) describe(id string) string {
 	a := t.attrs[id]
 	if len(a) == 0 {
 		return ""
 	}
-	if sha, ok := a["artifact_sha256"]; ok {
-		a = copyWithout(a, "artifact_sha256")
-		a["sha256"] = short(sha)
-	}
-	return "  [" + strings.ReplaceAll(pairs(a, str), ", ", " ") + "]"
-}
-
-func copyWithout(m map[string]string, key string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		if k != key {
-			out[k] = v
+	shown := make(map[string]string, len(a))
+	for k, v := range a {
+		switch {
+		case k == "uri":
+		case k == "artifact_sha256":
+			shown["sha256"] = short(v)
+		case strings.HasSuffix(k, "sha256"):
+			shown[k] = short(v)
+		default:
+			shown[k] = v
 		}
 	}
-	return out
+	return "  [" + strings.ReplaceAll(pairs(shown, str), ", ", " ") + "]"
 }
