@@ -36,6 +36,16 @@ type Config struct {
 	Services Endpoints `yaml:"services"`
 
 	Ingestion Ingestion `yaml:"ingestion"`
+	Scheduler Scheduler `yaml:"scheduler"`
+}
+
+type Scheduler struct {
+	// LeaseDuration: a worker that stops heart-beating loses its job after it.
+	LeaseDuration time.Duration `yaml:"leaseDuration"`
+	// MaxRunningPerPipeline bounds the concurrent jobs of one pipeline.
+	MaxRunningPerPipeline int `yaml:"maxRunningPerPipeline"`
+	// RetryBackoff is the wait before a failed job's second attempt; it doubles.
+	RetryBackoff time.Duration `yaml:"retryBackoff"`
 }
 
 type Ingestion struct {
@@ -80,7 +90,8 @@ type Tracing struct {
 
 // Endpoints are the gRPC addresses of services this process does not run itself.
 type Endpoints struct {
-	Registry string `yaml:"registry"`
+	Registry  string `yaml:"registry"`
+	Ingestion string `yaml:"ingestion"`
 }
 
 // Default is the configuration before any file, env or flag.
@@ -96,6 +107,7 @@ func Default() Config {
 		Log:             Log{Level: "info", Format: "json"},
 		Tracing:         Tracing{SampleRatio: 1},
 		Ingestion:       Ingestion{MaxUploadBytes: 10 << 30},
+		Scheduler:       Scheduler{LeaseDuration: 30 * time.Second, MaxRunningPerPipeline: 4, RetryBackoff: 5 * time.Second},
 	}
 }
 
@@ -197,6 +209,12 @@ func (c *Config) Validate() error {
 	}
 	if k := c.Ingestion.PseudonymizationKey; k != "" && len(k) < 16 {
 		errs = append(errs, errors.New("ingestion.pseudonymizationKey: must be at least 16 characters"))
+	}
+	if c.Scheduler.LeaseDuration < time.Second {
+		errs = append(errs, errors.New("scheduler.leaseDuration: must be at least 1s"))
+	}
+	if c.Scheduler.MaxRunningPerPipeline < 1 {
+		errs = append(errs, errors.New("scheduler.maxRunningPerPipeline: must be at least 1"))
 	}
 	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
 		errs = append(errs, errors.New("tracing.sampleRatio: must be within [0, 1]"))

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,11 +28,13 @@ import (
 	"github.com/gyreml/gyre/pkg/events"
 	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
+	schedulerv1 "github.com/gyreml/gyre/pkg/pb/gyre/scheduler/v1"
 	"github.com/gyreml/gyre/pkg/pg"
 	"github.com/gyreml/gyre/pkg/server"
 	"github.com/gyreml/gyre/pkg/telemetry"
 	"github.com/gyreml/gyre/services/ingestion"
 	"github.com/gyreml/gyre/services/registry"
+	"github.com/gyreml/gyre/services/scheduler"
 )
 
 // Module and target names.
@@ -43,6 +46,7 @@ const (
 	S3        = "s3"
 	Registry  = "registry"
 	Ingestion = "ingestion"
+	Scheduler = "scheduler"
 	All       = "all"
 )
 
@@ -73,7 +77,8 @@ func New(cfg config.Config, log *slog.Logger) (*Process, error) {
 		{Name: S3, Deps: []string{Server}, Init: p.initS3},
 		{Name: Registry, Deps: []string{Server, Postgres, NATS}, Init: p.initRegistry},
 		{Name: Ingestion, Deps: []string{Server, Postgres, NATS, S3}, Init: p.initIngestion},
-		{Name: All, Deps: []string{Registry, Ingestion}, Init: noService},
+		{Name: Scheduler, Deps: []string{Server, Postgres, NATS}, Init: p.initScheduler},
+		{Name: All, Deps: []string{Registry, Ingestion, Scheduler}, Init: noService},
 	}
 	m, err := app.NewManager(log, mods...)
 	if err != nil {
@@ -191,10 +196,12 @@ func (p *Process) servicePool(ctx context.Context, schema string) (*pgxpool.Pool
 type eventLoop struct {
 	relay     *events.Relay
 	consumers []*events.Consumer
-	pool      *pgxpool.Pool
-	log       *slog.Logger
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// runners are a service's own background loops.
+	runners []func(context.Context) error
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 func (p *Process) newEventLoop(pool *pgxpool.Pool, consumers ...*events.Consumer) *eventLoop {
@@ -216,6 +223,13 @@ func (l *eventLoop) Start(context.Context) error {
 		l.wg.Go(func() {
 			if err := c.Run(ctx); err != nil && ctx.Err() == nil {
 				l.log.Error("event consumer stopped", "consumer", c.Name, "err", err)
+			}
+		})
+	}
+	for _, run := range l.runners {
+		l.wg.Go(func() {
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				l.log.Error("service loop stopped", "err", err)
 			}
 		})
 	}
@@ -248,20 +262,60 @@ func (p *Process) initRegistry(ctx context.Context) (app.Service, error) {
 	return p.newEventLoop(pool, &events.Consumer{Name: "registry", Subjects: registry.ConsumedSubjects, Handler: svc.HandleEvent}), nil
 }
 
-// registryClient reaches the registry: in this process, or at services.registry.
-func (p *Process) registryClient() (registryv1.RegistryServiceClient, error) {
-	if addr := p.Config.Services.Registry; addr != "" {
+// serviceConn reaches another service: in this process, or at its
+// configured address.
+func (p *Process) serviceConn(target, addr string) (*grpc.ClientConn, error) {
+	if addr != "" {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithStatsHandler(otelgrpc.NewClientHandler()), grpc.WithChainUnaryInterceptor(server.PropagateRequestInfo))
 		if err != nil {
-			return nil, fmt.Errorf("registry client %s: %w", addr, err)
+			return nil, fmt.Errorf("%s client %s: %w", target, addr, err)
 		}
-		return registryv1.NewRegistryServiceClient(conn), nil
+		return conn, nil
 	}
-	if !slices.Contains(p.modules, Registry) {
-		return nil, fmt.Errorf("the registry is neither a target of this process nor configured (services.registry / GYRE_SERVICES_REGISTRY)")
+	if !slices.Contains(p.modules, target) {
+		return nil, fmt.Errorf("the %[1]s is neither a target of this process nor configured (services.%[1]s / GYRE_SERVICES_%[2]s)",
+			target, strings.ToUpper(target))
 	}
-	return registryv1.NewRegistryServiceClient(p.Server.Conn), nil
+	return p.Server.Conn, nil
+}
+
+func (p *Process) registryClient() (registryv1.RegistryServiceClient, error) {
+	conn, err := p.serviceConn(Registry, p.Config.Services.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return registryv1.NewRegistryServiceClient(conn), nil
+}
+
+func (p *Process) initScheduler(ctx context.Context) (app.Service, error) {
+	reg, err := p.registryClient()
+	if err != nil {
+		return nil, err
+	}
+	ingConn, err := p.serviceConn(Ingestion, p.Config.Services.Ingestion)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := p.servicePool(ctx, scheduler.Schema)
+	if err != nil {
+		return nil, err
+	}
+	c := p.Config.Scheduler
+	svc := scheduler.New(pool, reg, ingestionv1.NewIngestionServiceClient(ingConn), scheduler.Config{
+		LeaseDuration: c.LeaseDuration, MaxRunningPerPipeline: c.MaxRunningPerPipeline, RetryBackoff: c.RetryBackoff,
+	}, p.Log.With("service", Scheduler))
+	schedulerv1.RegisterSchedulerServiceServer(p.Server.GRPC, svc)
+	schedulerv1.RegisterWorkerServiceServer(p.Server.GRPC, svc.Workers())
+	if err := schedulerv1.RegisterSchedulerServiceHandler(ctx, p.Server.Gateway, p.Server.Conn); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	p.Server.SetServing(schedulerv1.SchedulerService_ServiceDesc.ServiceName)
+	p.Server.SetServing(schedulerv1.WorkerService_ServiceDesc.ServiceName)
+	loop := p.newEventLoop(pool, &events.Consumer{Name: "scheduler", Subjects: scheduler.ConsumedSubjects, Handler: svc.HandleEvent})
+	loop.runners = append(loop.runners, svc.Run)
+	return loop, nil
 }
 
 func (p *Process) initIngestion(ctx context.Context) (app.Service, error) {

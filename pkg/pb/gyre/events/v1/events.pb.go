@@ -625,6 +625,131 @@ func (x *DatasetVersionRejected) GetPipeline() string {
 	return ""
 }
 
+// gyre.training.job.queued / .started / .succeeded / .failed / .cancelled
+type TrainingJobChanged struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Job            string                 `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	Pipeline       string                 `protobuf:"bytes,2,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	Model          string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	Dataset        string                 `protobuf:"bytes,4,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	DatasetVersion int64                  `protobuf:"varint,5,opt,name=dataset_version,json=datasetVersion,proto3" json:"dataset_version,omitempty"`
+	State          string                 `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	Attempt        int32                  `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Reason         string                 `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	Worker         string                 `protobuf:"bytes,9,opt,name=worker,proto3" json:"worker,omitempty"`
+	ModelVersion   int64                  `protobuf:"varint,10,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	Trigger        string                 `protobuf:"bytes,11,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *TrainingJobChanged) Reset() {
+	*x = TrainingJobChanged{}
+	mi := &file_gyre_events_v1_events_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrainingJobChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrainingJobChanged) ProtoMessage() {}
+
+func (x *TrainingJobChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_gyre_events_v1_events_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrainingJobChanged.ProtoReflect.Descriptor instead.
+func (*TrainingJobChanged) Descriptor() ([]byte, []int) {
+	return file_gyre_events_v1_events_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TrainingJobChanged) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *TrainingJobChanged) GetPipeline() string {
+	if x != nil {
+		return x.Pipeline
+	}
+	return ""
+}
+
+func (x *TrainingJobChanged) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *TrainingJobChanged) GetDataset() string {
+	if x != nil {
+		return x.Dataset
+	}
+	return ""
+}
+
+func (x *TrainingJobChanged) GetDatasetVersion() int64 {
+	if x != nil {
+		return x.DatasetVersion
+	}
+	return 0
+}
+
+func (x *TrainingJobChanged) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TrainingJobChanged) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *TrainingJobChanged) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TrainingJobChanged) GetWorker() string {
+	if x != nil {
+		return x.Worker
+	}
+	return ""
+}
+
+func (x *TrainingJobChanged) GetModelVersion() int64 {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return 0
+}
+
+func (x *TrainingJobChanged) GetTrigger() string {
+	if x != nil {
+		return x.Trigger
+	}
+	return ""
+}
+
 var File_gyre_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_gyre_events_v1_events_proto_rawDesc = "" +
@@ -683,7 +808,20 @@ const file_gyre_events_v1_events_proto_rawDesc = "" +
 	"\rupload_sha256\x18\x02 \x01(\tR\fuploadSha256\x12#\n" +
 	"\rreport_sha256\x18\x03 \x01(\tR\freportSha256\x12\x18\n" +
 	"\areasons\x18\x04 \x03(\tR\areasons\x12\x1a\n" +
-	"\bpipeline\x18\x05 \x01(\tR\bpipelineB7Z5github.com/gyreml/gyre/pkg/pb/gyre/events/v1;eventsv1b\x06proto3"
+	"\bpipeline\x18\x05 \x01(\tR\bpipeline\"\xba\x02\n" +
+	"\x12TrainingJobChanged\x12\x10\n" +
+	"\x03job\x18\x01 \x01(\tR\x03job\x12\x1a\n" +
+	"\bpipeline\x18\x02 \x01(\tR\bpipeline\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x18\n" +
+	"\adataset\x18\x04 \x01(\tR\adataset\x12'\n" +
+	"\x0fdataset_version\x18\x05 \x01(\x03R\x0edatasetVersion\x12\x14\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\x12\x18\n" +
+	"\aattempt\x18\a \x01(\x05R\aattempt\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x16\n" +
+	"\x06worker\x18\t \x01(\tR\x06worker\x12#\n" +
+	"\rmodel_version\x18\n" +
+	" \x01(\x03R\fmodelVersion\x12\x18\n" +
+	"\atrigger\x18\v \x01(\tR\atriggerB7Z5github.com/gyreml/gyre/pkg/pb/gyre/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gyre_events_v1_events_proto_rawDescOnce sync.Once
@@ -697,7 +835,7 @@ func file_gyre_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_gyre_events_v1_events_proto_rawDescData
 }
 
-var file_gyre_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_gyre_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_gyre_events_v1_events_proto_goTypes = []any{
 	(*ModelCreated)(nil),            // 0: gyre.events.v1.ModelCreated
 	(*ModelVersionRegistered)(nil),  // 1: gyre.events.v1.ModelVersionRegistered
@@ -706,10 +844,11 @@ var file_gyre_events_v1_events_proto_goTypes = []any{
 	(*PipelineApplied)(nil),         // 4: gyre.events.v1.PipelineApplied
 	(*DatasetVersionValidated)(nil), // 5: gyre.events.v1.DatasetVersionValidated
 	(*DatasetVersionRejected)(nil),  // 6: gyre.events.v1.DatasetVersionRejected
-	(*timestamppb.Timestamp)(nil),   // 7: google.protobuf.Timestamp
+	(*TrainingJobChanged)(nil),      // 7: gyre.events.v1.TrainingJobChanged
+	(*timestamppb.Timestamp)(nil),   // 8: google.protobuf.Timestamp
 }
 var file_gyre_events_v1_events_proto_depIdxs = []int32{
-	7, // 0: gyre.events.v1.ModelAliasChanged.change_time:type_name -> google.protobuf.Timestamp
+	8, // 0: gyre.events.v1.ModelAliasChanged.change_time:type_name -> google.protobuf.Timestamp
 	1, // [1:1] is the sub-list for method output_type
 	1, // [1:1] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
@@ -728,7 +867,7 @@ func file_gyre_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gyre_events_v1_events_proto_rawDesc), len(file_gyre_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

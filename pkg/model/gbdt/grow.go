@@ -1,0 +1,424 @@
+package gbdt
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/gyreml/gyre/pkg/model"
+)
+
+// gpair is a row's gradient and hessian at its current margin, or a sum of them.
+type gpair struct{ g, h float64 }
+
+func (a gpair) add(b gpair) gpair { return gpair{a.g + b.g, a.h + b.h} }
+func (a gpair) sub(b gpair) gpair { return gpair{a.g - b.g, a.h - b.h} }
+
+// featHist is one feature's gradient sums per bin; bins fit a uint8, so
+// indexing it with one needs no bounds check.
+type featHist [256]gpair
+
+// minGain is the least loss reduction a split must bring (xgboost's kRtEps).
+const minGain = 1e-6
+
+// split is the best way found to split one node.
+type split struct {
+	gain        float64
+	feature     int
+	bin         int       // numeric: value bins 1..bin go left
+	cats        [4]uint64 // categorical: bit b set sends bin b left
+	defaultLeft bool      // the missing bin goes left
+	left, right gpair
+}
+
+// route is where each bin of the split feature goes: true is left.
+func (s *split) route(kind model.Kind) *[256]bool {
+	var r [256]bool
+	r[missingBin] = s.defaultLeft
+	for b := 1; b < 256; b++ {
+		if kind == model.Categorical {
+			r[b] = s.cats[b/64]&(1<<(b%64)) != 0
+		} else {
+			r[b] = b <= s.bin
+		}
+	}
+	return &r
+}
+
+// tnode is a node of a tree being grown.
+type tnode struct {
+	feature     int // -1: leaf
+	split       split
+	route       *[256]bool
+	left, right int
+	sum         gpair
+	weight      float64 // the leaf value, shrunk by the learning rate
+	begin, end  int     // the node's rows in grower.rows
+}
+
+func (n *tnode) leaf() bool { return n.feature < 0 }
+
+// grower grows one tree at a time on a binned matrix.
+type grower struct {
+	p       Params
+	threads int
+	m       *matrix
+	fb      []*featureBins
+	// rows holds the tree's rows, each node's a contiguous range; splitting a
+	// node partitions its range stably, so rows stay ascending within a node.
+	rows    []uint32
+	scratch []uint32
+	gh      []gpair
+	allowed []bool // features this tree may split on
+	groups  [][2]int
+	pool    [][]featHist
+}
+
+func newGrower(p Params, m *matrix, fb []*featureBins) *grower {
+	g := &grower{p: p, threads: p.threads(), m: m, fb: fb,
+		rows: make([]uint32, m.n), scratch: make([]uint32, m.n), allowed: make([]bool, m.nf)}
+	// One feature group per thread: a histogram task reads each of its rows
+	// once and updates a band of features, with no reduction afterwards.
+	ng := min(g.threads, m.nf)
+	for i := range ng {
+		g.groups = append(g.groups, [2]int{i * m.nf / ng, (i + 1) * m.nf / ng})
+	}
+	return g
+}
+
+func (g *grower) getHist() []featHist {
+	if n := len(g.pool); n > 0 {
+		h := g.pool[n-1]
+		g.pool = g.pool[:n-1]
+		return h
+	}
+	return make([]featHist, g.m.nf)
+}
+
+func (g *grower) putHist(h []featHist) { g.pool = append(g.pool, h) }
+
+// open is a node whose histogram is built and whose split is not yet chosen.
+type open struct {
+	id   int
+	hist []featHist
+}
+
+// grow grows a tree over rows[:n] with the gradients in gh.
+func (g *grower) grow(n int) []tnode {
+	nodes := []tnode{{feature: -1, begin: 0, end: n, sum: g.sumRows(g.rows[:n])}}
+	level := []open{{id: 0, hist: g.getHist()}}
+	g.buildHists(nodes, level)
+	for depth := 0; depth < g.p.MaxDepth && len(level) > 0; depth++ {
+		best := g.findSplits(nodes, level)
+		var parents []open
+		for i, o := range level {
+			if best[i].gain <= minGain {
+				g.putHist(o.hist)
+				continue
+			}
+			nd := &nodes[o.id]
+			nd.feature = best[i].feature
+			nd.split = best[i]
+			nd.route = nd.split.route(g.fb[nd.feature].kind)
+			parents = append(parents, o)
+		}
+		if len(parents) == 0 {
+			break
+		}
+		lefts := g.partition(nodes, parents)
+		var next, small []open
+		for i, o := range parents {
+			l, r := len(nodes), len(nodes)+1
+			nd := &nodes[o.id]
+			nd.left, nd.right = l, r
+			mid := nd.begin + lefts[i]
+			nodes = append(nodes,
+				tnode{feature: -1, begin: nd.begin, end: mid, sum: nd.split.left},
+				tnode{feature: -1, begin: mid, end: nd.end, sum: nd.split.right})
+			if depth+1 == g.p.MaxDepth {
+				g.putHist(o.hist)
+				continue
+			}
+			// Build the smaller child; the larger one is the parent minus it.
+			sm, lg := l, r
+			if nodes[r].end-nodes[r].begin < nodes[l].end-nodes[l].begin {
+				sm, lg = r, l
+			}
+			s := open{id: sm, hist: g.getHist()}
+			small = append(small, s)
+			next = append(next, s, open{id: lg, hist: o.hist})
+		}
+		g.buildHists(nodes, small)
+		g.subtract(next)
+		level = next
+	}
+	for i := range nodes {
+		nd := &nodes[i]
+		nd.weight = -nd.sum.g / (nd.sum.h + g.p.Lambda) * g.p.LearningRate
+	}
+	prune(nodes, 0, g.p.MinSplitGain)
+	return compact(nodes)
+}
+
+// sumRows adds the gradients of rows in fixed blocks, so the sum does not
+// depend on the thread count.
+func (g *grower) sumRows(rows []uint32) gpair {
+	const block = 1 << 16
+	parts := make([]gpair, (len(rows)+block-1)/block)
+	parallelFor(len(parts), g.threads, func(b int) {
+		var s gpair
+		for _, r := range rows[b*block : min((b+1)*block, len(rows))] {
+			s = s.add(g.gh[r])
+		}
+		parts[b] = s
+	})
+	var s gpair
+	for _, p := range parts {
+		s = s.add(p)
+	}
+	return s
+}
+
+// buildHists fills the histograms of the given nodes from their rows, one
+// task per node and feature group, biggest nodes first.
+func (g *grower) buildHists(nodes []tnode, todo []open) {
+	if len(todo) == 0 {
+		return
+	}
+	todo = slices.Clone(todo)
+	size := func(o open) int { return nodes[o.id].end - nodes[o.id].begin }
+	slices.SortStableFunc(todo, func(a, b open) int { return cmp.Compare(size(b), size(a)) })
+	ng := len(g.groups)
+	parallelFor(len(todo)*ng, g.threads, func(t int) {
+		o := todo[t/ng]
+		grp := g.groups[t%ng]
+		nd := &nodes[o.id]
+		buildHist(o.hist[grp[0]:grp[1]], g.m.bins, g.m.nf, grp[0], g.gh, g.rows[nd.begin:nd.end])
+	})
+}
+
+// buildHist is the hot loop of training: for each row, add its gradient
+// pair to the bin of each feature in hs (features f0, f0+1, ...).
+func buildHist(hs []featHist, bins []uint8, nf, f0 int, gh []gpair, rows []uint32) {
+	clear(hs)
+	for _, r := range rows {
+		p := gh[r]
+		o := int(r)*nf + f0
+		rb := bins[o : o+len(hs)]
+		for j := range hs {
+			e := &hs[j][rb[j]]
+			e.g += p.g
+			e.h += p.h
+		}
+	}
+}
+
+// subtract turns each larger child's buffer, which holds its parent's
+// histogram, into the parent's minus its smaller sibling's.
+func (g *grower) subtract(next []open) {
+	parallelFor(len(next)/2, g.threads, func(i int) {
+		sm, lg := next[2*i].hist, next[2*i+1].hist
+		for f := range lg {
+			a, b := &lg[f], &sm[f]
+			for k := range a {
+				a[k].g -= b[k].g
+				a[k].h -= b[k].h
+			}
+		}
+	})
+}
+
+// findSplits finds each open node's best split, one task per node and feature.
+func (g *grower) findSplits(nodes []tnode, level []open) []split {
+	nf := g.m.nf
+	cand := make([]split, len(level)*nf)
+	parallelFor(len(cand), g.threads, func(t int) {
+		o, f := level[t/nf], t%nf
+		cand[t] = split{feature: -1}
+		if !g.allowed[f] {
+			return
+		}
+		findSplit(&cand[t], f, g.fb[f], &o.hist[f], nodes[o.id].sum, &g.p)
+	})
+	best := make([]split, len(level))
+	for i := range level {
+		best[i] = split{feature: -1}
+		for _, c := range cand[i*nf : (i+1)*nf] {
+			// Ties go to the lower feature index.
+			if c.feature >= 0 && c.gain > best[i].gain {
+				best[i] = c
+			}
+		}
+	}
+	return best
+}
+
+func score(s gpair, lambda float64) float64 { return s.g * s.g / (s.h + lambda) }
+
+// findSplit sets out to the best split of feature f, if any beats out.gain.
+// Missing values try both sides (xgboost's learned default direction).
+// Categories are ordered by their leaf weight and split like a numeric
+// feature along that order (LightGBM's sorted-gradient split; Fisher 1958
+// shows it optimal for squared loss).
+func findSplit(out *split, f int, fb *featureBins, h *featHist, total gpair, p *Params) {
+	parent := score(total, p.Lambda)
+	miss := h[missingBin]
+	nb := fb.values()
+	bestAt := -1
+	try := func(at int, left gpair, defaultLeft bool) {
+		right := total.sub(left)
+		if left.h < p.MinChildWeight || right.h < p.MinChildWeight || left.h <= 0 || right.h <= 0 {
+			return
+		}
+		gain := score(left, p.Lambda) + score(right, p.Lambda) - parent
+		if gain > out.gain {
+			*out = split{gain: gain, feature: f, defaultLeft: defaultLeft, left: left, right: right}
+			bestAt = at
+		}
+	}
+	// order is the bins in split order; a split sends order[:k+1] left.
+	var orderBuf [256]uint8
+	order := orderBuf[:0]
+	for b := 1; b <= nb; b++ {
+		if h[b].h > 0 {
+			order = append(order, uint8(b))
+		}
+	}
+	if fb.kind == model.Categorical {
+		w := func(b uint8) float64 { return -h[b].g / (h[b].h + p.Lambda) }
+		slices.SortFunc(order, func(a, b uint8) int {
+			if c := cmp.Compare(w(a), w(b)); c != 0 {
+				return c
+			}
+			return cmp.Compare(a, b)
+		})
+	}
+	var acc gpair
+	for k, b := range order {
+		acc = acc.add(h[b])
+		if k < len(order)-1 {
+			try(k, acc.add(miss), true)
+		}
+		if miss.h > 0 {
+			try(k, acc, false)
+		}
+	}
+	if bestAt < 0 {
+		return
+	}
+	if fb.kind == model.Categorical {
+		for _, b := range order[:bestAt+1] {
+			out.cats[b/64] |= 1 << (b % 64)
+		}
+		return
+	}
+	out.bin = int(order[bestAt])
+	if bestAt == len(order)-1 {
+		// Every value the node saw goes left: so do values it did not see.
+		out.bin = nb
+	}
+}
+
+// partitionBlock is how many rows one partition task moves.
+const partitionBlock = 1 << 14
+
+// partition splits each parent's rows stably by its route and returns how
+// many went left, per parent. Blocks first sort their rows into scratch
+// (left ones forward, right ones backward from the block's end), then copy
+// them to their places.
+func (g *grower) partition(nodes []tnode, parents []open) []int {
+	type block struct{ parent, lo, hi, left int }
+	var blocks []block
+	for i, o := range parents {
+		nd := &nodes[o.id]
+		for lo := nd.begin; lo < nd.end; lo += partitionBlock {
+			blocks = append(blocks, block{parent: i, lo: lo, hi: min(lo+partitionBlock, nd.end)})
+		}
+	}
+	nf := g.m.nf
+	parallelFor(len(blocks), g.threads, func(i int) {
+		b := &blocks[i]
+		nd := &nodes[parents[b.parent].id]
+		route, bins := nd.route, g.m.bins[nd.feature:]
+		l, r := b.lo, b.hi
+		for _, row := range g.rows[b.lo:b.hi] {
+			if route[bins[int(row)*nf]] {
+				g.scratch[l] = row
+				l++
+			} else {
+				r--
+				g.scratch[r] = row
+			}
+		}
+		b.left = l - b.lo
+	})
+	lefts := make([]int, len(parents))
+	for _, b := range blocks {
+		lefts[b.parent] += b.left
+	}
+	// Each block's destination: the node's left rows in block order, then
+	// its right rows in block order.
+	type dest struct{ left, right int }
+	dests := make([]dest, len(blocks))
+	nextLeft := make([]int, len(parents))
+	nextRight := make([]int, len(parents))
+	for i, o := range parents {
+		nd := &nodes[o.id]
+		nextLeft[i], nextRight[i] = nd.begin, nd.begin+lefts[i]
+	}
+	for i, b := range blocks {
+		dests[i] = dest{nextLeft[b.parent], nextRight[b.parent]}
+		nextLeft[b.parent] += b.left
+		nextRight[b.parent] += b.hi - b.lo - b.left
+	}
+	parallelFor(len(blocks), g.threads, func(i int) {
+		b, d := blocks[i], dests[i]
+		copy(g.rows[d.left:], g.scratch[b.lo:b.lo+b.left])
+		right := g.rows[d.right : d.right+b.hi-b.lo-b.left]
+		for k, j := 0, b.hi-1; k < len(right); k, j = k+1, j-1 {
+			right[k] = g.scratch[j]
+		}
+	})
+	return lefts
+}
+
+// prune turns splits that gain less than minSplitGain, and whose children
+// are leaves, into leaves, bottom-up (xgboost's gamma).
+func prune(nodes []tnode, i int, minSplitGain float64) {
+	nd := &nodes[i]
+	if nd.leaf() {
+		return
+	}
+	prune(nodes, nd.left, minSplitGain)
+	prune(nodes, nd.right, minSplitGain)
+	if nodes[nd.left].leaf() && nodes[nd.right].leaf() && nd.split.gain < minSplitGain {
+		nd.feature = -1
+	}
+}
+
+// compact renumbers the nodes reachable from the root breadth-first.
+func compact(nodes []tnode) []tnode {
+	out := []tnode{nodes[0]}
+	for i := 0; i < len(out); i++ {
+		if out[i].leaf() {
+			continue
+		}
+		l, r := out[i].left, out[i].right
+		out[i].left, out[i].right = len(out), len(out)+1
+		out = append(out, nodes[l], nodes[r])
+	}
+	return out
+}
+
+// predictBinned walks a grown tree for one binned row.
+func predictBinned(nodes []tnode, row []uint8) float64 {
+	i := 0
+	for !nodes[i].leaf() {
+		nd := &nodes[i]
+		if nd.route[row[nd.feature]] {
+			i = nd.left
+		} else {
+			i = nd.right
+		}
+	}
+	return nodes[i].weight
+}

@@ -1,0 +1,122 @@
+package gbdt
+
+import (
+	"cmp"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/gyreml/gyre/pkg/model"
+)
+
+// synthBinary is n rows of nf standard-normal features (some missing when
+// missing > 0) and a label drawn from a logistic model with interactions and
+// thresholds, so trees beat a linear fit and nothing is perfectly separable.
+func synthBinary(n, nf int, missing float64, seed uint64) *Dataset {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	d := &Dataset{Y: make([]float64, n)}
+	for j := range nf {
+		d.Features = append(d.Features, Column{Name: "x" + strconv.Itoa(j), Kind: model.Numeric, F: make([]float64, n)})
+	}
+	for r := range n {
+		x := func(j int) float64 { return d.Features[j%nf].F[r] }
+		for j := range nf {
+			d.Features[j].F[r] = rng.NormFloat64()
+		}
+		z := 1.2*x(0) - 0.8*x(1)*x(2) + math.Sin(2*x(3)) + 0.7*math.Abs(x(4)) - 0.5
+		if x(5) > 0.5 {
+			z += 1
+		}
+		for j := 6; j < min(nf, 12); j++ {
+			z += 0.15 * x(j)
+		}
+		d.Y[r] = 0
+		if rng.Float64() < sigmoid(z) {
+			d.Y[r] = 1
+		}
+		for j := range nf {
+			if missing > 0 && rng.Float64() < missing {
+				d.Features[j].F[r] = math.NaN()
+			}
+		}
+	}
+	return d
+}
+
+// auc is the area under the ROC curve of scores against 0/1 labels, ties
+// counted half.
+func auc(scores, y []float64) float64 {
+	idx := make([]int, len(y))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(scores[a], scores[b]) })
+	var pos, neg, rankSum float64
+	for i := 0; i < len(idx); {
+		j := i
+		for j < len(idx) && scores[idx[j]] == scores[idx[i]] {
+			j++
+		}
+		avgRank := float64(i+j+1) / 2
+		for _, k := range idx[i:j] {
+			if y[k] == 1 {
+				rankSum += avgRank
+				pos++
+			}
+		}
+		i = j
+	}
+	neg = float64(len(y)) - pos
+	return (rankSum - pos*(pos+1)/2) / (pos * neg)
+}
+
+// rows turns a dataset into model rows for Predict.
+func rows(d *Dataset) []model.Row {
+	out := make([]model.Row, len(d.Y))
+	for r := range out {
+		row := make(model.Row, len(d.Features))
+		for j, c := range d.Features {
+			switch {
+			case c.missing(r):
+				row[j].Null = true
+			case c.Kind == model.Categorical:
+				row[j].S = c.S[r]
+			default:
+				row[j].F = c.F[r]
+			}
+		}
+		out[r] = row
+	}
+	return out
+}
+
+// predict scores a dataset: the positive-class probability (binary), the
+// class index (multiclass), or the value (regression).
+func predict(t testing.TB, m *Model, d *Dataset) []float64 {
+	t.Helper()
+	out := make([]model.Prediction, len(d.Y))
+	if err := m.Predict(rows(d), out); err != nil {
+		t.Fatalf("predict: %v", err)
+	}
+	scores := make([]float64, len(out))
+	for i, p := range out {
+		scores[i] = p.Value
+		if m.Task() == model.Multiclass {
+			scores[i] = float64(slices.Index(m.Classes(), p.Label))
+		}
+	}
+	return scores
+}
+
+func train(t testing.TB, s Spec, tr, va *Dataset) *Model {
+	t.Helper()
+	m, err := Train(t.Context(), s, tr, va)
+	if err != nil {
+		t.Fatalf("train: %v", err)
+	}
+	return m
+}
+
+var binarySpec = Spec{Task: model.Binary, Classes: []string{"0", "1"}, Params: DefaultParams()}
