@@ -12,18 +12,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gyreml/gyre/pkg/blob"
 	"github.com/gyreml/gyre/pkg/config"
 	"github.com/gyreml/gyre/pkg/devstack"
 	"github.com/gyreml/gyre/pkg/gyre"
 	"github.com/gyreml/gyre/pkg/telemetry"
+	"github.com/gyreml/gyre/pkg/worker"
 )
 
 func addServerCommands(root *cobra.Command) {
-	root.AddCommand(newServerCmd(), newDevCmd())
+	root.AddCommand(newServerCmd(), newDevCmd(), newWorkerCmd())
 }
 
 // serverFlags are the flags that override the config file and environment.
@@ -32,6 +35,7 @@ type serverFlags struct {
 	targets    string
 	grpcAddr   string
 	httpAddr   string
+	workers    int
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -133,6 +137,7 @@ func newDevCmd() *cobra.Command {
 			return runDev(cmd.Context(), cmd.OutOrStdout(), abs, flags)
 		},
 	}
+	cmd.Flags().IntVar(&flags.workers, "workers", 1, "training workers to run in the process (0: none; run `gyre worker` yourself)")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "where the embedded Postgres, NATS and S3 keep their data (default $XDG_STATE_HOME/gyre or ~/.local/state/gyre; /var/lib/gyre as root)")
 	flags.register(cmd)
 	return cmd
@@ -174,7 +179,33 @@ func runDev(ctx context.Context, out io.Writer, stateDir string, flags serverFla
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	workerCtx, stopWorkers := context.WithCancel(ctx)
+	var workers sync.WaitGroup
+	defer func() {
+		stopWorkers()
+		workers.Wait()
+	}()
 	return run(ctx, cfg, log, func(p *gyre.Process) {
+		for i := range flags.workers {
+			wcfg := worker.Config{
+				Scheduler: p.Server.GRPCAddr(), Name: fmt.Sprintf("dev-worker-%d", i+1), WorkDir: filepath.Join(stateDir, "work"),
+				S3:     blob.Config{Endpoint: cfg.S3.Endpoint, AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey, Bucket: cfg.S3.Bucket, Region: cfg.S3.Region},
+				Logger: log.With("worker", i+1), Version: version,
+			}
+			workers.Go(func() {
+				if err := os.MkdirAll(wcfg.WorkDir, 0o755); err != nil {
+					log.Error("worker work dir", "err", err)
+					return
+				}
+				w, err := worker.New(workerCtx, wcfg)
+				if err == nil {
+					err = w.Run(workerCtx)
+				}
+				if err != nil {
+					log.Error("dev worker stopped", "err", err)
+				}
+			})
+		}
 		fmt.Fprintf(out, "\nGyre dev is ready in %s (state in %s)\n", time.Since(t0).Round(10*time.Millisecond), stateDir)
 		fmt.Fprintf(out, "  REST API    http://%s   (OpenAPI at /openapi.json, /readyz, /metrics)\n", p.Server.HTTPAddr())
 		fmt.Fprintf(out, "  gRPC        %s\n", p.Server.GRPCAddr())
@@ -183,6 +214,7 @@ func runDev(ctx context.Context, out io.Writer, stateDir string, flags serverFla
 		// Local, throw-away credentials: workers on this machine need them.
 		fmt.Fprintf(out, "  S3          http://%s bucket %q (access key %q, secret key %q)\n",
 			cfg.S3.Endpoint, cfg.S3.Bucket, cfg.S3.AccessKey, cfg.S3.SecretKey)
+		fmt.Fprintf(out, "  Workers     %d in this process (gyre worker --scheduler %s adds more)\n", flags.workers, p.Server.GRPCAddr())
 		fmt.Fprintf(out, "Try: gyre demo --server http://%s    Stop: Ctrl-C\n\n", p.Server.HTTPAddr())
 	})
 }

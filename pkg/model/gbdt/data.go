@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"unsafe"
 
 	"github.com/gyreml/gyre/pkg/model"
 )
@@ -221,20 +222,38 @@ func (f *featureBins) values() int {
 	return len(f.cuts) + 1
 }
 
-// matrix is a dataset binned row-major: row r's bins are
-// bins[r*nf : (r+1)*nf], so one row's features share a cache line when a
-// histogram walks a node's rows.
+// matrix is a binned dataset. Rows are stored row-major, each padded to
+// whole words, so that a histogram reads one row's features together and a
+// node's rows can be gathered a word at a time. Training sets also keep a
+// column-major copy, from which partitioning reads the one feature it
+// splits on.
 type matrix struct {
-	n, nf int
-	bins  []uint8
+	n, nf  int
+	stride int      // bytes per row, a multiple of 8
+	words  []uint64 // row r is words[r*stride/8 : (r+1)*stride/8]
+	bins   []uint8  // words as bytes: feature j of row r is bins[r*stride+j]
+	cols   []uint8  // feature j of row r is cols[j*n+r]; nil if not kept
 }
 
-func (m *matrix) row(r int) []uint8 { return m.bins[r*m.nf : (r+1)*m.nf] }
+func (m *matrix) row(r int) []uint8 { return m.bins[r*m.stride : r*m.stride+m.nf] }
+
+// byteView is words' memory as bytes: histograms index single bins, gathers
+// move whole words.
+func byteView(words []uint64) []uint8 {
+	if len(words) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint8)(unsafe.Pointer(&words[0])), len(words)*8)
+}
 
 // binData bins every row with the given feature bins, in parallel blocks.
-func binData(d *Dataset, fb []*featureBins, threads int) *matrix {
-	m := &matrix{n: d.rows(), nf: len(fb)}
-	m.bins = make([]uint8, m.n*m.nf)
+func binData(d *Dataset, fb []*featureBins, withCols bool, threads int) *matrix {
+	m := &matrix{n: d.rows(), nf: len(fb), stride: (len(fb) + 7) / 8 * 8}
+	m.words = make([]uint64, m.n*m.stride/8)
+	m.bins = byteView(m.words)
+	if withCols {
+		m.cols = make([]uint8, m.n*m.nf)
+	}
 	const block = 4096
 	parallelFor((m.n+block-1)/block, threads, func(b int) {
 		lo, hi := b*block, min((b+1)*block, m.n)
@@ -242,7 +261,11 @@ func binData(d *Dataset, fb []*featureBins, threads int) *matrix {
 			c := &d.Features[j]
 			f := fb[j]
 			for r := lo; r < hi; r++ {
-				m.bins[r*m.nf+j] = f.bin(c, r)
+				v := f.bin(c, r)
+				m.bins[r*m.stride+j] = v
+				if withCols {
+					m.cols[j*m.n+r] = v
+				}
 			}
 		}
 	})

@@ -63,19 +63,25 @@ type grower struct {
 	threads int
 	m       *matrix
 	fb      []*featureBins
+	gh      []gpair // by row
+	allowed []bool  // features this tree may split on
+	groups  [][2]int
+	pool    [][]featHist
 	// rows holds the tree's rows, each node's a contiguous range; splitting a
 	// node partitions its range stably, so rows stay ascending within a node.
 	rows    []uint32
 	scratch []uint32
-	gh      []gpair
-	allowed []bool // features this tree may split on
-	groups  [][2]int
-	pool    [][]featHist
+	// A node's rows are scattered through the matrix, and reading them in
+	// place makes a histogram wait on memory at every row; they are
+	// gathered here first (bins and gradients), then read in order.
+	packed   []uint64
+	packedGH []gpair
 }
 
 func newGrower(p Params, m *matrix, fb []*featureBins) *grower {
-	g := &grower{p: p, threads: p.threads(), m: m, fb: fb,
-		rows: make([]uint32, m.n), scratch: make([]uint32, m.n), allowed: make([]bool, m.nf)}
+	g := &grower{p: p, threads: p.threads(), m: m, fb: fb, allowed: make([]bool, m.nf),
+		rows: make([]uint32, m.n), scratch: make([]uint32, m.n),
+		packed: make([]uint64, len(m.words)), packedGH: make([]gpair, m.n)}
 	// One feature group per thread: a histogram task reads each of its rows
 	// once and updates a band of features, with no reduction afterwards.
 	ng := min(g.threads, m.nf)
@@ -178,31 +184,78 @@ func (g *grower) sumRows(rows []uint32) gpair {
 	return s
 }
 
-// buildHists fills the histograms of the given nodes from their rows, one
-// task per node and feature group, biggest nodes first.
+// gatherBlock is how many rows one gather task moves.
+const gatherBlock = 1 << 13
+
+// buildHists fills the histograms of the given nodes from their rows: the
+// rows are gathered into packed, then one task per node and feature group
+// walks them.
 func (g *grower) buildHists(nodes []tnode, todo []open) {
 	if len(todo) == 0 {
 		return
 	}
-	todo = slices.Clone(todo)
-	size := func(o open) int { return nodes[o.id].end - nodes[o.id].begin }
-	slices.SortStableFunc(todo, func(a, b open) int { return cmp.Compare(size(b), size(a)) })
+	m, nw := g.m, g.m.stride/8
+	type src struct {
+		bins []uint8
+		gh   []gpair
+	}
+	srcs := make([]src, len(todo))
+	type gatherTask struct{ node, lo, hi, at int }
+	var tasks []gatherTask
+	at := 0
+	for i, o := range todo {
+		nd := &nodes[o.id]
+		size := nd.end - nd.begin
+		if size == m.n {
+			// Every row, in order (the root without subsampling): read in place.
+			srcs[i] = src{m.bins, g.gh}
+			continue
+		}
+		srcs[i] = src{byteView(g.packed[at*nw : (at+size)*nw]), g.packedGH[at : at+size]}
+		for lo := nd.begin; lo < nd.end; lo += gatherBlock {
+			hi := min(lo+gatherBlock, nd.end)
+			tasks = append(tasks, gatherTask{i, lo, hi, at + lo - nd.begin})
+		}
+		at += size
+	}
+	parallelFor(len(tasks), g.threads, func(t int) {
+		k := tasks[t]
+		gather(g.packed[k.at*nw:], g.packedGH[k.at:], m.words, nw, g.gh, g.rows[k.lo:k.hi])
+	})
+	// Biggest nodes first, so no thread is left with a long one at the end.
+	order := make([]int, len(todo))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(srcs[b].gh), len(srcs[a].gh)) })
 	ng := len(g.groups)
 	parallelFor(len(todo)*ng, g.threads, func(t int) {
-		o := todo[t/ng]
+		i := order[t/ng]
 		grp := g.groups[t%ng]
-		nd := &nodes[o.id]
-		buildHist(o.hist[grp[0]:grp[1]], g.m.bins, g.m.nf, grp[0], g.gh, g.rows[nd.begin:nd.end])
+		buildHist(todo[i].hist[grp[0]:grp[1]], srcs[i].bins, m.stride, grp[0], srcs[i].gh)
 	})
 }
 
+// gather copies the bins and gradients of rows to dst and dgh, in order.
+func gather(dst []uint64, dgh []gpair, words []uint64, nw int, gh []gpair, rows []uint32) {
+	dgh = dgh[:len(rows)]
+	for i, r := range rows {
+		s := words[int(r)*nw : int(r)*nw+nw]
+		d := dst[i*nw : i*nw+nw]
+		for k := range s {
+			d[k] = s[k]
+		}
+		dgh[i] = gh[r]
+	}
+}
+
 // buildHist is the hot loop of training: for each row, add its gradient
-// pair to the bin of each feature in hs (features f0, f0+1, ...).
-func buildHist(hs []featHist, bins []uint8, nf, f0 int, gh []gpair, rows []uint32) {
+// pair to the bin of each feature in hs (features f0, f0+1, ...). Row i's
+// bins start at bins[i*stride].
+func buildHist(hs []featHist, bins []uint8, stride, f0 int, gh []gpair) {
 	clear(hs)
-	for _, r := range rows {
-		p := gh[r]
-		o := int(r)*nf + f0
+	for i, p := range gh {
+		o := i*stride + f0
 		rb := bins[o : o+len(hs)]
 		for j := range hs {
 			e := &hs[j][rb[j]]
@@ -334,22 +387,26 @@ func (g *grower) partition(nodes []tnode, parents []open) []int {
 			blocks = append(blocks, block{parent: i, lo: lo, hi: min(lo+partitionBlock, nd.end)})
 		}
 	}
-	nf := g.m.nf
+	n := g.m.n
 	parallelFor(len(blocks), g.threads, func(i int) {
 		b := &blocks[i]
 		nd := &nodes[parents[b.parent].id]
-		route, bins := nd.route, g.m.bins[nd.feature:]
-		l, r := b.lo, b.hi
+		route, col := nd.route, g.m.cols[nd.feature*n:(nd.feature+1)*n]
+		out := g.scratch[b.lo:b.hi]
+		// Branch-free: a row is written to both ends and the side it
+		// belongs to advances; a coin-flip branch would mispredict half the time.
+		l, r := 0, len(out)
 		for _, row := range g.rows[b.lo:b.hi] {
-			if route[bins[int(row)*nf]] {
-				g.scratch[l] = row
-				l++
-			} else {
-				r--
-				g.scratch[r] = row
+			left := 0
+			if route[col[row]] {
+				left = 1
 			}
+			out[l] = row
+			out[r-1] = row
+			l += left
+			r -= 1 - left
 		}
-		b.left = l - b.lo
+		b.left = l
 	})
 	lefts := make([]int, len(parents))
 	for _, b := range blocks {

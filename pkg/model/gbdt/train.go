@@ -38,10 +38,10 @@ func Train(ctx context.Context, s Spec, train, valid *Dataset) (*Model, error) {
 		// A stream per feature: the sample does not depend on scheduling.
 		fb[j] = newFeatureBins(&train.Features[j], p.MaxBins, rand.New(rand.NewPCG(p.Seed, uint64(j))))
 	})
-	tm := binData(train, fb, threads)
+	tm := binData(train, fb, true, threads)
 	var vm *matrix
 	if valid != nil {
-		vm = binData(valid, fb, threads)
+		vm = binData(valid, fb, false, threads)
 	}
 	k := outputs(s.Task, len(s.Classes))
 	obj := objective{task: s.Task, k: k}

@@ -283,3 +283,38 @@ func (b *builder) toCategorical() {
 	}
 	c.Kind, c.F, b.raw, b.infer = model.Categorical, nil, nil, false
 }
+
+// ResolveInputs checks a trainer's inputs against the table: each names a
+// column other than target, once, and a numeric input a numeric column.
+// No inputs means every column but the target, each of its column's kind.
+func (t *Table) ResolveInputs(target string, inputs []model.Input) ([]model.Input, error) {
+	if len(inputs) == 0 {
+		for _, c := range t.Columns {
+			if c.Name != target {
+				inputs = append(inputs, model.Input{Name: c.Name, Kind: c.Kind})
+			}
+		}
+		if len(inputs) == 0 {
+			return nil, fmt.Errorf("no input columns besides the target %q", target)
+		}
+		return inputs, nil
+	}
+	seen := make(map[string]bool, len(inputs))
+	for _, in := range inputs {
+		c, ok := t.Column(in.Name)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("input %q: no such column", in.Name)
+		case in.Name == target:
+			return nil, fmt.Errorf("input %q is the target", in.Name)
+		case seen[in.Name]:
+			return nil, fmt.Errorf("input %q given twice", in.Name)
+		case in.Kind != model.Numeric && in.Kind != model.Categorical:
+			return nil, fmt.Errorf("input %q: unknown kind %q", in.Name, in.Kind)
+		case in.Kind == model.Numeric && c.Kind != model.Numeric:
+			return nil, fmt.Errorf("input %q is numeric but its column is categorical", in.Name)
+		}
+		seen[in.Name] = true
+	}
+	return inputs, nil
+}

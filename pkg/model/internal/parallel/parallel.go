@@ -45,3 +45,35 @@ func Chunks(n, size int, fn func(chunk, lo, hi int)) {
 	}
 	wg.Wait()
 }
+
+// Sum adds up per-chunk partial results: fn fills partial (zeroed, len(acc)
+// long) from the items [lo, hi), and the partials are added into acc
+// (zeroed first) in chunk order, so the sum is the same on any machine.
+// Chunks run GOMAXPROCS at a time, one partial buffer each, so memory stays
+// at GOMAXPROCS × len(acc) whatever n is.
+func Sum(n, size int, acc []float64, fn func(lo, hi int, partial []float64)) {
+	clear(acc)
+	count := Count(n, size)
+	workers := max(min(runtime.GOMAXPROCS(0), count), 1)
+	bufs := make([][]float64, workers)
+	for w := range bufs {
+		bufs[w] = make([]float64, len(acc))
+	}
+	for first := 0; first < count; first += workers {
+		batch := min(workers, count-first)
+		var wg sync.WaitGroup
+		for w := range batch {
+			c := first + w
+			wg.Go(func() {
+				clear(bufs[w])
+				fn(c*size, min((c+1)*size, n), bufs[w])
+			})
+		}
+		wg.Wait()
+		for w := range batch {
+			for j, v := range bufs[w] {
+				acc[j] += v
+			}
+		}
+	}
+}
