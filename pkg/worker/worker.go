@@ -42,14 +42,14 @@ type Config struct {
 
 // Worker runs jobs one at a time.
 type Worker struct {
-	cfg     Config
-	conn    *grpc.ClientConn
-	api     schedulerv1.WorkerServiceClient
-	blobs   *blob.Store
-	log     *slog.Logger
-	id      string
-	lease   time.Duration
-	gpus    []*schedulerv1.GPU
+	cfg   Config
+	conn  *grpc.ClientConn
+	api   schedulerv1.WorkerServiceClient
+	blobs *blob.Store
+	log   *slog.Logger
+	id    string
+	lease time.Duration
+	gpus  []*schedulerv1.GPU
 }
 
 func New(ctx context.Context, cfg Config) (*Worker, error) {
