@@ -27,6 +27,8 @@ CREATE TABLE jobs (
     trigger          text NOT NULL DEFAULT 'manual',
     code_ref         text NOT NULL DEFAULT '',
     idempotency_key  text UNIQUE,
+    -- The cron firing a scheduled job was started for.
+    fire_time        timestamptz,
     -- The current attempt's lease: a worker holds the job while it heartbeats.
     worker           text NOT NULL DEFAULT '',
     lease_id         uuid,

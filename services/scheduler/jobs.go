@@ -52,6 +52,7 @@ type jobSpec struct {
 	codeRef        string
 	idempotencyKey string
 	notBefore      time.Time
+	fireTime       *time.Time
 }
 
 func (s *Service) SubmitJob(ctx context.Context, req *schedulerv1.SubmitJobRequest) (*schedulerv1.Job, error) {
@@ -143,11 +144,12 @@ func (s *Service) enqueue(ctx context.Context, tx pgx.Tx, js *jobSpec) (string, 
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO jobs (id, pipeline, pipeline_version, model, dataset, dataset_version, dataset_sha256, dataset_uri,
 			trainer, command, params, split, target, cpu, memory_mib, gpu, gpu_model, priority, max_attempts, timeout_seconds,
-			trigger, code_ref, idempotency_key, not_before)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`,
+			trigger, code_ref, idempotency_key, not_before, fire_time)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`,
 		id, js.pipeline.GetName(), js.pipeline.GetVersion(), js.spec.ModelName(), js.dataset.GetDataset(), js.dataset.GetVersion(),
 		js.dataset.GetSha256(), js.dataset.GetUri(), t.Trainer, command, params, split, t.Target, t.Resources.CPU, t.Resources.MemoryMiB,
-		t.Resources.GPU, t.Resources.GPUModel, js.priority, t.MaxAttempts, int64(t.Timeout.Seconds()), js.trigger, js.codeRef, key, notBefore)
+		t.Resources.GPU, t.Resources.GPUModel, js.priority, t.MaxAttempts, int64(t.Timeout.Seconds()), js.trigger, js.codeRef, key, notBefore,
+		js.fireTime)
 	if err != nil {
 		return "", err
 	}

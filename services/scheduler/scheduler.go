@@ -80,6 +80,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.listen(ctx) })
 	wg.Go(func() { s.reapLoop(ctx) })
+	wg.Go(func() { s.scheduleLoop(ctx) })
 	wg.Wait()
 	return nil
 }

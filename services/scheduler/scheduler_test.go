@@ -49,7 +49,7 @@ metadata: {name: churn}
 spec:
   dataset: customers
   training: {target: churned, trainer: builtin/logistic, maxAttempts: 2}
-  retraining: {on: [` + retraining + `], cooldown: 1h}
+  retraining: ` + retraining + `
 `})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func (f *fixture) succeed(job *schedulerv1.Job, lease string) (*schedulerv1.Comp
 }
 
 func TestSubmitClaimCompleteRegistersTheVersionWithLineage(t *testing.T) {
-	f := setup(t, "drift", nil)
+	f := setup(t, "{on: [drift], cooldown: 1h}", nil)
 	ctx := context.Background()
 	_, err := f.jobs.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Pipeline: "nope"})
 	if status.Code(err) != codes.NotFound {
@@ -176,7 +176,7 @@ func TestSubmitClaimCompleteRegistersTheVersionWithLineage(t *testing.T) {
 }
 
 func TestALongPollIsWokenBySubmit(t *testing.T) {
-	f := setup(t, "drift", nil)
+	f := setup(t, "{on: [drift], cooldown: 1h}", nil)
 	w := f.register(t, "w1")
 	got := make(chan *schedulerv1.PollJobResponse, 1)
 	go func() { got <- f.poll(t, w, 30*time.Second) }()
@@ -196,7 +196,7 @@ func TestALongPollIsWokenBySubmit(t *testing.T) {
 }
 
 func TestAWorkerThatStopsHeartbeatingLosesItsJobAndOneVersionIsRegistered(t *testing.T) {
-	f := setup(t, "drift", nil)
+	f := setup(t, "{on: [drift], cooldown: 1h}", nil)
 	ctx := context.Background()
 	job, err := f.jobs.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Pipeline: "churn"})
 	if err != nil {
@@ -230,7 +230,7 @@ func TestAWorkerThatStopsHeartbeatingLosesItsJobAndOneVersionIsRegistered(t *tes
 }
 
 func TestFailuresRetryThenFailAndCancelStopsTheWorker(t *testing.T) {
-	f := setup(t, "drift", nil)
+	f := setup(t, "{on: [drift], cooldown: 1h}", nil)
 	ctx := context.Background()
 	w := f.register(t, "w1")
 	job, err := f.jobs.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Pipeline: "churn"})
@@ -278,7 +278,7 @@ func TestFailuresRetryThenFailAndCancelStopsTheWorker(t *testing.T) {
 }
 
 func TestManyJobsManyWorkersEachRunsOnce(t *testing.T) {
-	f := setup(t, "drift", func(c *config.Config) {
+	f := setup(t, "{on: [drift], cooldown: 1h}", func(c *config.Config) {
 		c.Scheduler.LeaseDuration = time.Minute
 		c.Scheduler.MaxRunningPerPipeline = 100
 	})
@@ -327,7 +327,7 @@ func TestManyJobsManyWorkersEachRunsOnce(t *testing.T) {
 }
 
 func TestNewDataTriggersOneRunForABurst(t *testing.T) {
-	f := setup(t, "new_data", nil)
+	f := setup(t, "{on: [new_data], cooldown: 1h}", nil)
 	ctx := context.Background()
 	deadline := time.Now().Add(20 * time.Second)
 	var list *schedulerv1.ListJobsResponse

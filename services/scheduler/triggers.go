@@ -16,7 +16,7 @@ import (
 )
 
 // ConsumedSubjects are the events that can start training.
-var ConsumedSubjects = []string{"gyre.dataset.version.validated"}
+var ConsumedSubjects = []string{"gyre.dataset.version.validated", "gyre.monitor.alert.fired"}
 
 // HandleEvent turns a validated dataset version into a training job for
 // every pipeline that trains on it with retraining.on: [new_data]. A burst
@@ -24,9 +24,40 @@ var ConsumedSubjects = []string{"gyre.dataset.version.validated"}
 // the newest version instead of a second job being added, and a new job
 // waits out the pipeline's cooldown after the last automatic one.
 func (s *Service) HandleEvent(ctx context.Context, tx pgx.Tx, ev events.Event) error {
-	if ev.Subject != "gyre.dataset.version.validated" {
+	switch ev.Subject {
+	case "gyre.dataset.version.validated":
+		return s.onNewData(ctx, tx, ev)
+	case "gyre.monitor.alert.fired":
+		return s.onAlert(ctx, tx, ev)
+	}
+	return nil
+}
+
+// onAlert retrains the pipelines of the alerting model that retrain on this
+// kind of alert (drift, performance), on their newest dataset version.
+func (s *Service) onAlert(ctx context.Context, tx pgx.Tx, ev events.Event) error {
+	var e eventsv1.MonitorAlertFired
+	if err := ev.Decode(&e); err != nil {
+		return fmt.Errorf("decode %s: %w", ev.Subject, err)
+	}
+	if e.GetKind() != pipeline.TriggerDrift && e.GetKind() != pipeline.TriggerPerformance {
 		return nil
 	}
+	pipes, err := s.pipelinesWhere(ctx, func(p *registryv1.Pipeline, spec *pipeline.Pipeline) bool {
+		return (p.GetName() == e.GetPipeline() || spec.ModelName() == e.GetModel()) && slices.Contains(spec.Spec.Retraining.On, e.GetKind())
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range pipes {
+		if err := s.trigger(ctx, tx, p, 0, e.GetKind()); err != nil {
+			return fmt.Errorf("trigger %s: %w", p.GetName(), err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) onNewData(ctx context.Context, tx pgx.Tx, ev events.Event) error {
 	var e eventsv1.DatasetVersionValidated
 	if err := ev.Decode(&e); err != nil {
 		return fmt.Errorf("decode %s: %w", ev.Subject, err)
@@ -46,6 +77,13 @@ func (s *Service) HandleEvent(ctx context.Context, tx pgx.Tx, ev events.Event) e
 // pipelinesFor lists the pipelines training on dataset with the given
 // retraining trigger.
 func (s *Service) pipelinesFor(ctx context.Context, dataset, on string) ([]*registryv1.Pipeline, error) {
+	return s.pipelinesWhere(ctx, func(p *registryv1.Pipeline, spec *pipeline.Pipeline) bool {
+		return p.GetDataset() == dataset && slices.Contains(spec.Spec.Retraining.On, on)
+	})
+}
+
+// pipelinesWhere lists the latest version of each pipeline that keep accepts.
+func (s *Service) pipelinesWhere(ctx context.Context, keep func(*registryv1.Pipeline, *pipeline.Pipeline) bool) ([]*registryv1.Pipeline, error) {
 	var out []*registryv1.Pipeline
 	token := ""
 	for {
@@ -54,9 +92,6 @@ func (s *Service) pipelinesFor(ctx context.Context, dataset, on string) ([]*regi
 			return nil, fmt.Errorf("list pipelines: %w", err)
 		}
 		for _, p := range resp.GetPipelines() {
-			if p.GetDataset() != dataset {
-				continue
-			}
 			raw, err := protojson.Marshal(p.GetSpec())
 			if err != nil {
 				return nil, err
@@ -66,7 +101,7 @@ func (s *Service) pipelinesFor(ctx context.Context, dataset, on string) ([]*regi
 				s.log.Warn("stored pipeline does not parse", "pipeline", p.GetName(), "err", err)
 				continue
 			}
-			if slices.Contains(spec.Spec.Retraining.On, on) {
+			if keep(p, spec) {
 				out = append(out, p)
 			}
 		}

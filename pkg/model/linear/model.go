@@ -184,14 +184,6 @@ func sigmoid(m float64) float64 {
 	return e / (1 + e)
 }
 
-// log1pexp is log(1 + e^m) without overflow.
-func log1pexp(m float64) float64 {
-	if m > 0 {
-		return m + math.Log1p(math.Exp(-m))
-	}
-	return math.Log1p(math.Exp(m))
-}
-
 // softmax writes the softmax of margins into probs and returns
 // log Σ exp(margins).
 func softmax(margins, probs []float64) float64 {

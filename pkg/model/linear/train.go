@@ -129,7 +129,7 @@ func (logisticTrainer) Train(ctx context.Context, t *table.Table, trainRows, val
 		return nil, nil, fmt.Errorf("%s: %w", NameLogistic, err)
 	}
 	metrics := map[string]float64{"iterations": float64(res.iterations), "converged": boolMetric(res.converged)}
-	metrics["train_log_loss"], _ = classMetrics(m, t, s.train, s.target)
+	metrics["train_log_loss"] = (res.f - obj.penalty(theta)) / float64(d.n)
 	if len(s.valid) > 0 {
 		metrics["valid_log_loss"], metrics["valid_accuracy"] = classMetrics(m, t, s.valid, s.target)
 	}
@@ -189,9 +189,15 @@ func (o *logLoss) eval(theta, grad []float64) float64 {
 				margins[k] = dot(w, dense, cats) + w[o.dim]
 			}
 			if o.outputs == 1 {
-				y := float64(o.y[r])
-				loss += log1pexp(margins[0]) - y*margins[0]
-				probs[0] = sigmoid(margins[0]) - y
+				y, m := float64(o.y[r]), margins[0]
+				// One exp serves both the loss and the probability.
+				e := math.Exp(-math.Abs(m))
+				p := 1 / (1 + e)
+				if m < 0 {
+					p = e / (1 + e)
+				}
+				loss += max(m, 0) + math.Log1p(e) - y*m
+				probs[0] = p - y
 			} else {
 				lse := softmax(margins, probs)
 				loss += lse - margins[o.y[r]]
@@ -213,16 +219,21 @@ func (o *logLoss) eval(theta, grad []float64) float64 {
 		part[len(theta)] = loss
 	})
 	copy(grad, o.sum[:len(theta)])
-	loss := o.sum[len(theta)]
 	for k := range o.outputs {
 		w := theta[k*stride : k*stride+o.dim]
-		gk := grad[k*stride : k*stride+o.dim]
-		for j, v := range w {
-			loss += o.l2 / 2 * v * v
-			gk[j] += o.l2 * v
-		}
+		axpy(o.l2, w, grad[k*stride:k*stride+o.dim])
 	}
-	return loss
+	return o.sum[len(theta)] + o.penalty(theta)
+}
+
+// penalty is l2/2 · Σ_k ||w_k||².
+func (o *logLoss) penalty(theta []float64) float64 {
+	var ss float64
+	for k := range o.outputs {
+		w := theta[k*(o.dim+1) : k*(o.dim+1)+o.dim]
+		ss += dotv(w, w)
+	}
+	return o.l2 / 2 * ss
 }
 
 // classMetrics are the mean log loss and the accuracy of m over rows.

@@ -750,6 +750,108 @@ func (x *TrainingJobChanged) GetTrigger() string {
 	return ""
 }
 
+// gyre.monitor.alert.fired: a monitoring threshold was crossed. kind is the
+// retraining trigger it maps to (drift, performance).
+type MonitorAlertFired struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Alert         string                 `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
+	Model         string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	ModelVersion  int64                  `protobuf:"varint,3,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	Pipeline      string                 `protobuf:"bytes,4,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	Kind          string                 `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	Rule          string                 `protobuf:"bytes,6,opt,name=rule,proto3" json:"rule,omitempty"`
+	Value         float64                `protobuf:"fixed64,7,opt,name=value,proto3" json:"value,omitempty"`
+	Threshold     float64                `protobuf:"fixed64,8,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonitorAlertFired) Reset() {
+	*x = MonitorAlertFired{}
+	mi := &file_gyre_events_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonitorAlertFired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonitorAlertFired) ProtoMessage() {}
+
+func (x *MonitorAlertFired) ProtoReflect() protoreflect.Message {
+	mi := &file_gyre_events_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonitorAlertFired.ProtoReflect.Descriptor instead.
+func (*MonitorAlertFired) Descriptor() ([]byte, []int) {
+	return file_gyre_events_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *MonitorAlertFired) GetAlert() string {
+	if x != nil {
+		return x.Alert
+	}
+	return ""
+}
+
+func (x *MonitorAlertFired) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *MonitorAlertFired) GetModelVersion() int64 {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return 0
+}
+
+func (x *MonitorAlertFired) GetPipeline() string {
+	if x != nil {
+		return x.Pipeline
+	}
+	return ""
+}
+
+func (x *MonitorAlertFired) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *MonitorAlertFired) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *MonitorAlertFired) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *MonitorAlertFired) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
 var File_gyre_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_gyre_events_v1_events_proto_rawDesc = "" +
@@ -821,7 +923,16 @@ const file_gyre_events_v1_events_proto_rawDesc = "" +
 	"\x06worker\x18\t \x01(\tR\x06worker\x12#\n" +
 	"\rmodel_version\x18\n" +
 	" \x01(\x03R\fmodelVersion\x12\x18\n" +
-	"\atrigger\x18\v \x01(\tR\atriggerB7Z5github.com/gyreml/gyre/pkg/pb/gyre/events/v1;eventsv1b\x06proto3"
+	"\atrigger\x18\v \x01(\tR\atrigger\"\xdc\x01\n" +
+	"\x11MonitorAlertFired\x12\x14\n" +
+	"\x05alert\x18\x01 \x01(\tR\x05alert\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12#\n" +
+	"\rmodel_version\x18\x03 \x01(\x03R\fmodelVersion\x12\x1a\n" +
+	"\bpipeline\x18\x04 \x01(\tR\bpipeline\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04rule\x18\x06 \x01(\tR\x04rule\x12\x14\n" +
+	"\x05value\x18\a \x01(\x01R\x05value\x12\x1c\n" +
+	"\tthreshold\x18\b \x01(\x01R\tthresholdB7Z5github.com/gyreml/gyre/pkg/pb/gyre/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gyre_events_v1_events_proto_rawDescOnce sync.Once
@@ -835,7 +946,7 @@ func file_gyre_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_gyre_events_v1_events_proto_rawDescData
 }
 
-var file_gyre_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_gyre_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_gyre_events_v1_events_proto_goTypes = []any{
 	(*ModelCreated)(nil),            // 0: gyre.events.v1.ModelCreated
 	(*ModelVersionRegistered)(nil),  // 1: gyre.events.v1.ModelVersionRegistered
@@ -845,10 +956,11 @@ var file_gyre_events_v1_events_proto_goTypes = []any{
 	(*DatasetVersionValidated)(nil), // 5: gyre.events.v1.DatasetVersionValidated
 	(*DatasetVersionRejected)(nil),  // 6: gyre.events.v1.DatasetVersionRejected
 	(*TrainingJobChanged)(nil),      // 7: gyre.events.v1.TrainingJobChanged
-	(*timestamppb.Timestamp)(nil),   // 8: google.protobuf.Timestamp
+	(*MonitorAlertFired)(nil),       // 8: gyre.events.v1.MonitorAlertFired
+	(*timestamppb.Timestamp)(nil),   // 9: google.protobuf.Timestamp
 }
 var file_gyre_events_v1_events_proto_depIdxs = []int32{
-	8, // 0: gyre.events.v1.ModelAliasChanged.change_time:type_name -> google.protobuf.Timestamp
+	9, // 0: gyre.events.v1.ModelAliasChanged.change_time:type_name -> google.protobuf.Timestamp
 	1, // [1:1] is the sub-list for method output_type
 	1, // [1:1] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
@@ -867,7 +979,7 @@ func file_gyre_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gyre_events_v1_events_proto_rawDesc), len(file_gyre_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

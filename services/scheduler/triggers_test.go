@@ -1,0 +1,85 @@
+package scheduler_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
+	eventsv1 "github.com/gyreml/gyre/pkg/pb/gyre/events/v1"
+	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
+	schedulerv1 "github.com/gyreml/gyre/pkg/pb/gyre/scheduler/v1"
+	"github.com/gyreml/gyre/pkg/pg"
+	"github.com/gyreml/gyre/services/scheduler"
+)
+
+func (f *fixture) waitJobs(t *testing.T, n int) []*schedulerv1.Job {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		list, err := f.jobs.ListJobs(context.Background(), &schedulerv1.ListJobsRequest{Pipeline: "churn"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.GetJobs()) >= n || time.Now().After(deadline) {
+			return list.GetJobs()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestADriftAlertRetrainsThePipeline(t *testing.T) {
+	f := setup(t, "{on: [drift], cooldown: 1h}", nil)
+	data, err := protojson.Marshal(&eventsv1.MonitorAlertFired{Alert: "a1", Model: "churn", ModelVersion: 1, Kind: "drift", Rule: "psi > 0.2", Value: 0.4, Threshold: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg("gyre.monitor.alert.fired")
+	msg.Data = data
+	for k, v := range map[string]string{"ce-id": uuid.NewString(), "ce-type": "dev.gyre.monitor.alert.fired", "ce-source": "gyre/monitor",
+		"ce-specversion": "1.0", "ce-time": time.Now().UTC().Format(time.RFC3339Nano), "content-type": "application/json"} {
+		msg.Header.Set(k, v)
+	}
+	if _, err := f.env.JS.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	jobs := f.waitJobs(t, 1)
+	if len(jobs) != 1 || jobs[0].GetTrigger() != "drift" || jobs[0].GetDatasetVersion() != 1 {
+		t.Fatalf("jobs after a drift alert = %v", jobs)
+	}
+}
+
+func TestACronScheduleStartsOneJobPerFiring(t *testing.T) {
+	f := setup(t, `{on: [schedule], schedule: "0 3 * * *"}`, nil)
+	ctx := context.Background()
+	pool, err := pg.Connect(ctx, f.env.DatabaseURL, scheduler.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	// A second scheduler on the same database: replicas must not double a firing.
+	other := scheduler.New(pool, registryv1.NewRegistryServiceClient(f.env.Conn), ingestionv1.NewIngestionServiceClient(f.env.Conn),
+		scheduler.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tomorrow := time.Now().Add(25 * time.Hour)
+	for range 2 {
+		if err := other.RunSchedules(ctx, tomorrow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobs := f.waitJobs(t, 1)
+	if len(jobs) != 1 || jobs[0].GetTrigger() != "schedule" {
+		t.Fatalf("jobs after one firing = %v", jobs)
+	}
+	if err := other.RunSchedules(ctx, tomorrow.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if jobs := f.waitJobs(t, 2); len(jobs) != 2 {
+		t.Fatalf("jobs after the next day's firing = %v", jobs)
+	}
+}
