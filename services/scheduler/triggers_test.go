@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
 	eventsv1 "github.com/gyreml/gyre/pkg/pb/gyre/events/v1"
+	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 	schedulerv1 "github.com/gyreml/gyre/pkg/pb/gyre/scheduler/v1"
 	"github.com/gyreml/gyre/pkg/pg"
