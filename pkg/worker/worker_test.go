@@ -19,6 +19,7 @@ import (
 	"github.com/gyreml/gyre/pkg/blob"
 	"github.com/gyreml/gyre/pkg/config"
 	"github.com/gyreml/gyre/pkg/gyretest"
+	"github.com/gyreml/gyre/pkg/model"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 	schedulerv1 "github.com/gyreml/gyre/pkg/pb/gyre/scheduler/v1"
 	"github.com/gyreml/gyre/pkg/worker"
@@ -222,5 +223,51 @@ func TestCancelStopsTheTrainerProcess(t *testing.T) {
 	pgid := strings.TrimSpace(string(raw))
 	if alive := liveInGroup(pgid); len(alive) > 0 {
 		t.Fatalf("processes of the trainer's group %s outlived the cancellation: %v", pgid, alive)
+	}
+}
+
+func TestBuiltinLogisticTrainsAndRegistersAVerifiedBundle(t *testing.T) {
+	f := start(t, `{trainer: builtin/logistic, target: churned, params: {l2: 0.5}}`)
+	job, err := f.jobs.SubmitJob(context.Background(), &schedulerv1.SubmitJobRequest{Pipeline: "churn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := f.wait(t, job.GetId(), schedulerv1.JobState_JOB_STATE_SUCCEEDED)
+	mv, err := f.reg.GetModelVersion(context.Background(), &registryv1.GetModelVersionRequest{Model: "churn", Version: done.GetModelVersion()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mv.GetFormat() != "gyre/logistic" || mv.GetMetrics()["train_rows"] == 0 || mv.GetLineage().GetDatasetDigest() != job.GetDatasetSha256() {
+		t.Fatalf("version = %v", mv)
+	}
+	// The stored bundle is what was registered, and it loads and predicts.
+	key, ok := f.env.Process.Blobs.KeyOf(mv.GetArtifactUri())
+	if !ok {
+		t.Fatalf("artifact uri %s", mv.GetArtifactUri())
+	}
+	rc, err := f.env.Process.Blobs.Get(context.Background(), key, mv.GetArtifactSha256())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	dir := t.TempDir()
+	if err := model.Unpack(rc, dir); err != nil {
+		t.Fatal(err)
+	}
+	mdl, manifest, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if manifest.Lineage["training_job"] != job.GetId() || manifest.Target != "churned" {
+		t.Fatalf("manifest = %+v", manifest)
+	}
+	out := make([]model.Prediction, 2)
+	rows := []model.Row{{{F: 5}, {F: 10}, {S: "pro"}}, {{F: 55}, {F: 10}, {S: "pro"}}}
+	if err := mdl.Predict(rows, out); err != nil {
+		t.Fatal(err)
+	}
+	// Short tenure churns in the training data: the model learned it.
+	if out[0].Value <= out[1].Value {
+		t.Fatalf("predictions %v", out)
 	}
 }

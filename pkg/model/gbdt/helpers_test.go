@@ -110,7 +110,7 @@ func predict(t testing.TB, m *Model, d *Dataset) []float64 {
 	return scores
 }
 
-func train(t testing.TB, s Spec, tr, va *Dataset) *Model {
+func fit(t testing.TB, s Spec, tr, va *Dataset) *Model {
 	t.Helper()
 	m, err := Train(t.Context(), s, tr, va)
 	if err != nil {

@@ -1,12 +1,11 @@
 package gbdt
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
-	"strings"
+
+	"github.com/gyreml/gyre/pkg/model/train"
 )
 
 // Params are the training hyperparameters, named as in a pipeline's
@@ -35,7 +34,8 @@ type Params struct {
 	// MaxBins is the most histogram bins a feature gets (max_bin), at most 255;
 	// missing values have a bin of their own besides these.
 	MaxBins int `json:"maxBins"`
-	// Seed drives the binning sample, row and feature sampling.
+	// Seed drives the binning sample, row and feature sampling; the
+	// trainer passes the pipeline's seed.
 	Seed uint64 `json:"seed"`
 	// Threads is how many goroutines train; 0 means GOMAXPROCS. The model
 	// does not depend on it.
@@ -60,57 +60,31 @@ func DefaultParams() Params {
 // ParseParams reads params from a pipeline's training.params over the
 // defaults. An unknown name or a value out of range is an error naming it.
 func ParseParams(in map[string]any) (Params, error) {
-	p := DefaultParams()
-	names := make([]string, 0, len(in))
-	for name := range in {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		v := in[name]
-		var err error
-		switch name {
-		case "trees":
-			p.Trees, err = intParam(v)
-		case "maxDepth":
-			p.MaxDepth, err = intParam(v)
-		case "learningRate":
-			p.LearningRate, err = floatParam(v)
-		case "minChildWeight":
-			p.MinChildWeight, err = floatParam(v)
-		case "lambda":
-			p.Lambda, err = floatParam(v)
-		case "minSplitGain":
-			p.MinSplitGain, err = floatParam(v)
-		case "subsample":
-			p.Subsample, err = floatParam(v)
-		case "colsampleByTree":
-			p.ColsampleByTree, err = floatParam(v)
-		case "earlyStoppingRounds":
-			p.EarlyStoppingRounds, err = intParam(v)
-		case "maxBins":
-			p.MaxBins, err = intParam(v)
-		case "seed":
-			var s int
-			s, err = intParam(v)
-			if err == nil && s < 0 {
-				err = fmt.Errorf("must be >= 0, got %d", s)
-			}
-			p.Seed = uint64(s)
-		case "threads":
-			p.Threads, err = intParam(v)
-		default:
-			return Params{}, fmt.Errorf("unknown param %q (known: %s)", name, strings.Join(paramNames, ", "))
-		}
-		if err != nil {
-			return Params{}, fmt.Errorf("param %s: %w", name, err)
-		}
+	tp := train.NewParams(in)
+	p := readParams(tp)
+	if err := tp.Check(); err != nil {
+		return Params{}, err
 	}
 	return p, p.Validate()
 }
 
-var paramNames = []string{"trees", "maxDepth", "learningRate", "minChildWeight", "lambda", "minSplitGain",
-	"subsample", "colsampleByTree", "earlyStoppingRounds", "maxBins", "seed", "threads"}
+// readParams reads every Params field but Seed (the trainer's seed) from tp.
+func readParams(tp *train.Params) Params {
+	d := DefaultParams()
+	return Params{
+		Trees:               tp.Int("trees", d.Trees, 1, 1_000_000),
+		MaxDepth:            tp.Int("maxDepth", d.MaxDepth, 1, maxDepthLimit),
+		LearningRate:        tp.Float("learningRate", d.LearningRate, 0, 1),
+		MinChildWeight:      tp.Float("minChildWeight", d.MinChildWeight, 0, math.MaxFloat64),
+		Lambda:              tp.Float("lambda", d.Lambda, 0, math.MaxFloat64),
+		MinSplitGain:        tp.Float("minSplitGain", d.MinSplitGain, 0, math.MaxFloat64),
+		Subsample:           tp.Float("subsample", d.Subsample, 0, 1),
+		ColsampleByTree:     tp.Float("colsampleByTree", d.ColsampleByTree, 0, 1),
+		EarlyStoppingRounds: tp.Int("earlyStoppingRounds", d.EarlyStoppingRounds, 0, 1_000_000),
+		MaxBins:             tp.Int("maxBins", d.MaxBins, 2, 255),
+		Threads:             tp.Int("threads", d.Threads, 0, 4096),
+	}
+}
 
 // Validate reports the first param out of its range, by name.
 func (p Params) Validate() error {
@@ -149,36 +123,4 @@ func (p Params) threads() int {
 		return p.Threads
 	}
 	return runtime.GOMAXPROCS(0)
-}
-
-// floatParam accepts the number types YAML and JSON decoders produce.
-func floatParam(v any) (float64, error) {
-	switch x := v.(type) {
-	case float64:
-		return x, nil
-	case float32:
-		return float64(x), nil
-	case int:
-		return float64(x), nil
-	case int64:
-		return float64(x), nil
-	case int32:
-		return float64(x), nil
-	case uint64:
-		return float64(x), nil
-	case json.Number:
-		return x.Float64()
-	}
-	return 0, fmt.Errorf("want a number, got %T", v)
-}
-
-func intParam(v any) (int, error) {
-	f, err := floatParam(v)
-	if err != nil {
-		return 0, err
-	}
-	if f != math.Trunc(f) || math.Abs(f) > 1<<31 {
-		return 0, fmt.Errorf("want an integer, got %v", v)
-	}
-	return int(f), nil
 }

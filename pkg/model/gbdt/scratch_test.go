@@ -10,7 +10,7 @@ func TestScratch(t *testing.T) {
 	te := synthBinary(100_000, 28, 0, 2)
 	for range 2 {
 		start := time.Now()
-		m := train(t, binarySpec, tr, nil)
+		m := fit(t, binarySpec, tr, nil)
 		t.Logf("train %v auc %.4f", time.Since(start), auc(predict(t, m, te), te.Y))
 		res := runXGBoost(t, xgboostPython(), t.TempDir(), false, tr, te, binarySpec.Params)
 		t.Logf("xgb %.3fs auc %.4f", res.Seconds, auc(res.Pred, te.Y))
