@@ -34,7 +34,7 @@ type Manifest struct {
 	Inputs  []Input  `json:"inputs"`
 	Target  string   `json:"target,omitempty"`
 	Classes []string `json:"classes,omitempty"`
-	// Params are the training hyperparameters, defaults filled in.
+	// Params are the training hyperparameters, as given to the trainer.
 	Params  map[string]any     `json:"params,omitempty"`
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// Preprocessing describes what the model does to its inputs before

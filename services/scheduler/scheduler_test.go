@@ -32,7 +32,7 @@ type fixture struct {
 	reg     registryv1.RegistryServiceClient
 }
 
-func setup(t *testing.T, retraining string, configure func(*config.Config)) *fixture {
+func setup(t testing.TB, retraining string, configure func(*config.Config)) *fixture {
 	t.Helper()
 	env := gyretest.StartWith(t, func(c *config.Config) {
 		c.Scheduler.LeaseDuration = 2 * time.Second
@@ -58,7 +58,7 @@ spec:
 	return f
 }
 
-func (f *fixture) push(t *testing.T, shift int) {
+func (f *fixture) push(t testing.TB, shift int) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("tenure,spend,churned\n")
@@ -77,7 +77,7 @@ func (f *fixture) push(t *testing.T, shift int) {
 	}
 }
 
-func (f *fixture) register(t *testing.T, name string) string {
+func (f *fixture) register(t testing.TB, name string) string {
 	t.Helper()
 	w, err := f.workers.RegisterWorker(context.Background(), &schedulerv1.RegisterWorkerRequest{Name: name, Cpu: 4, MemoryMib: 8192})
 	if err != nil {
@@ -86,7 +86,7 @@ func (f *fixture) register(t *testing.T, name string) string {
 	return w.GetWorkerId()
 }
 
-func (f *fixture) poll(t *testing.T, worker string, wait time.Duration) *schedulerv1.PollJobResponse {
+func (f *fixture) poll(t testing.TB, worker string, wait time.Duration) *schedulerv1.PollJobResponse {
 	t.Helper()
 	resp, err := f.workers.PollJob(context.Background(), &schedulerv1.PollJobRequest{WorkerId: worker, Wait: durationpb.New(wait)})
 	if err != nil {

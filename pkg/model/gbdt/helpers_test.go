@@ -1,7 +1,6 @@
 package gbdt
 
 import (
-	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -45,59 +44,12 @@ func synthBinary(n, nf int, missing float64, seed uint64) *Dataset {
 	return d
 }
 
-// auc is the area under the ROC curve of scores against 0/1 labels, ties
-// counted half.
-func auc(scores, y []float64) float64 {
-	idx := make([]int, len(y))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(scores[a], scores[b]) })
-	var pos, neg, rankSum float64
-	for i := 0; i < len(idx); {
-		j := i
-		for j < len(idx) && scores[idx[j]] == scores[idx[i]] {
-			j++
-		}
-		avgRank := float64(i+j+1) / 2
-		for _, k := range idx[i:j] {
-			if y[k] == 1 {
-				rankSum += avgRank
-				pos++
-			}
-		}
-		i = j
-	}
-	neg = float64(len(y)) - pos
-	return (rankSum - pos*(pos+1)/2) / (pos * neg)
-}
-
-// rows turns a dataset into model rows for Predict.
-func rows(d *Dataset) []model.Row {
-	out := make([]model.Row, len(d.Y))
-	for r := range out {
-		row := make(model.Row, len(d.Features))
-		for j, c := range d.Features {
-			switch {
-			case c.missing(r):
-				row[j].Null = true
-			case c.Kind == model.Categorical:
-				row[j].S = c.S[r]
-			default:
-				row[j].F = c.F[r]
-			}
-		}
-		out[r] = row
-	}
-	return out
-}
-
 // predict scores a dataset: the positive-class probability (binary), the
 // class index (multiclass), or the value (regression).
 func predict(t testing.TB, m *Model, d *Dataset) []float64 {
 	t.Helper()
 	out := make([]model.Prediction, len(d.Y))
-	if err := m.Predict(rows(d), out); err != nil {
+	if err := m.Predict(datasetRows(d), out); err != nil {
 		t.Fatalf("predict: %v", err)
 	}
 	scores := make([]float64, len(out))

@@ -11,8 +11,8 @@ func TestScratch(t *testing.T) {
 	for range 2 {
 		start := time.Now()
 		m := fit(t, binarySpec, tr, nil)
-		t.Logf("train %v auc %.4f", time.Since(start), auc(predict(t, m, te), te.Y))
+		t.Logf("train %v auc %.4f", time.Since(start), AUC(predict(t, m, te), te.Y))
 		res := runXGBoost(t, xgboostPython(), t.TempDir(), false, tr, te, binarySpec.Params)
-		t.Logf("xgb %.3fs auc %.4f", res.Seconds, auc(res.Pred, te.Y))
+		t.Logf("xgb %.3fs auc %.4f", res.Seconds, AUC(res.Pred, te.Y))
 	}
 }

@@ -22,7 +22,7 @@ func (linearTrainer) Name() string { return NameLinear }
 // by Cholesky factorisation.
 func (linearTrainer) Train(ctx context.Context, t *table.Table, trainRows, validRows []int, target string, inputs []model.Input, params map[string]any, _ uint64) (model.Model, map[string]float64, error) {
 	p := train.NewParams(params)
-	l2 := p.Float("l2", 1, 0, math.MaxFloat64)
+	l2 := p.Float("l2", 1, 0, math.Inf(1))
 	maxCategories := p.Int("maxCategories", 100, 1, 100_000)
 	if err := p.Check(); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", NameLinear, err)

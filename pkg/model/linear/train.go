@@ -87,7 +87,7 @@ func labelled(c *table.Column, rows []int) []int {
 
 func (logisticTrainer) Train(ctx context.Context, t *table.Table, trainRows, validRows []int, target string, inputs []model.Input, params map[string]any, _ uint64) (model.Model, map[string]float64, error) {
 	p := train.NewParams(params)
-	l2 := p.Float("l2", 1, 0, math.MaxFloat64)
+	l2 := p.Float("l2", 1, 0, math.Inf(1))
 	maxIter := p.Int("maxIter", 100, 1, 1_000_000)
 	tol := p.Float("tol", 1e-6, 0, 1)
 	maxCategories := p.Int("maxCategories", 100, 1, 100_000)

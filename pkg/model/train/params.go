@@ -16,22 +16,19 @@ type Params struct {
 	m       map[string]any
 	allowed []string
 	errs    []string
-	// Used holds each read parameter's value, defaults filled in, for the
-	// bundle manifest.
-	Used map[string]any
 }
 
 // NewParams wraps a pipeline's params (nil is none).
 func NewParams(m map[string]any) *Params {
-	return &Params{m: m, Used: make(map[string]any)}
+	return &Params{m: m}
 }
 
-// Float reads a number, def when absent, that must be within [lo, hi].
+// Float reads a number, def when absent, that must be within [lo, hi]
+// (hi may be +Inf: any finite number from lo up).
 func (p *Params) Float(name string, def, lo, hi float64) float64 {
 	p.allowed = append(p.allowed, name)
 	v, ok := p.m[name]
 	if !ok {
-		p.Used[name] = def
 		return def
 	}
 	f, ok := number(v)
@@ -39,11 +36,13 @@ func (p *Params) Float(name string, def, lo, hi float64) float64 {
 	case !ok:
 		p.errs = append(p.errs, fmt.Sprintf("%s: want a number, got %v", name, v))
 		return def
+	case math.IsInf(hi, 1) && !(f >= lo && f < hi):
+		p.errs = append(p.errs, fmt.Sprintf("%s: must be a finite number of at least %v, got %v", name, lo, f))
+		return def
 	case !(f >= lo && f <= hi):
 		p.errs = append(p.errs, fmt.Sprintf("%s: must be between %v and %v, got %v", name, lo, hi, f))
 		return def
 	}
-	p.Used[name] = f
 	return f
 }
 
@@ -52,7 +51,6 @@ func (p *Params) Int(name string, def, lo, hi int) int {
 	p.allowed = append(p.allowed, name)
 	v, ok := p.m[name]
 	if !ok {
-		p.Used[name] = def
 		return def
 	}
 	f, ok := number(v)
@@ -64,7 +62,6 @@ func (p *Params) Int(name string, def, lo, hi int) int {
 		p.errs = append(p.errs, fmt.Sprintf("%s: must be between %d and %d, got %v", name, lo, hi, f))
 		return def
 	}
-	p.Used[name] = int(f)
 	return int(f)
 }
 
@@ -73,7 +70,6 @@ func (p *Params) String(name, def string, oneOf ...string) string {
 	p.allowed = append(p.allowed, name)
 	v, ok := p.m[name]
 	if !ok {
-		p.Used[name] = def
 		return def
 	}
 	s, ok := v.(string)
@@ -81,7 +77,6 @@ func (p *Params) String(name, def string, oneOf ...string) string {
 		p.errs = append(p.errs, fmt.Sprintf("%s: want one of %s, got %v", name, strings.Join(oneOf, ", "), v))
 		return def
 	}
-	p.Used[name] = s
 	return s
 }
 

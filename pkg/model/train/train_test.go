@@ -21,9 +21,6 @@ func TestParams(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `unknown param "solver" (allowed: l2, maxIter, tol)`) {
 		t.Errorf("Check = %v", err)
 	}
-	if p.Used["tol"] != 1e-6 || p.Used["maxIter"] != 50 {
-		t.Errorf("Used = %v", p.Used)
-	}
 
 	p = NewParams(map[string]any{"maxIter": 2.5, "l2": "big", "tol": 5.0})
 	p.Int("maxIter", 100, 1, 1000)
