@@ -363,3 +363,43 @@ func TestNewDataTriggersOneRunForABurst(t *testing.T) {
 		t.Fatalf("a burst of pushes made %d jobs: %v", len(after.GetJobs()), after.GetJobs())
 	}
 }
+
+func TestASchedulerRestartLosesNoQueuedJob(t *testing.T) {
+	f := setup(t, "{on: [drift]}", func(c *config.Config) { c.Scheduler.MaxRunningPerPipeline = 100 })
+	ctx := context.Background()
+	submitted := map[string]bool{}
+	for range 20 {
+		j, err := f.jobs.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Pipeline: "churn"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		submitted[j.GetId()] = true
+	}
+	if err := f.env.Process.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// A new process on the same database (its registry and ingestion are new
+	// too, which claiming does not need).
+	again := gyretest.StartWith(t, func(c *config.Config) {
+		c.Database.URL = f.env.DatabaseURL
+		c.Scheduler.MaxRunningPerPipeline = 100
+	})
+	workers := schedulerv1.NewWorkerServiceClient(again.Conn)
+	w, err := workers.RegisterWorker(ctx, &schedulerv1.RegisterWorkerRequest{Name: "after-restart", Cpu: 64, MemoryMib: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		resp, err := workers.PollJob(ctx, &schedulerv1.PollJobRequest{WorkerId: w.GetWorkerId(), Wait: durationpb.New(2 * time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !submitted[resp.GetJob().GetId()] {
+			t.Fatalf("claimed %v, not one of the jobs queued before the restart", resp.GetJob())
+		}
+		delete(submitted, resp.GetJob().GetId())
+	}
+	if len(submitted) != 0 {
+		t.Fatalf("%d jobs lost in the restart", len(submitted))
+	}
+}

@@ -1,6 +1,7 @@
 package gbdt
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -72,3 +73,14 @@ func fit(t testing.TB, s Spec, tr, va *Dataset) *Model {
 }
 
 var binarySpec = Spec{Task: model.Binary, Classes: []string{"0", "1"}, Params: DefaultParams()}
+
+func jsonOf(t testing.TB, v any) []byte {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // xgbScript trains xgboost (tree_method=hist) on a file the test wrote and
@@ -159,4 +161,78 @@ func writeMatrix(path string, d *Dataset, csv bool) error {
 		return fmt.Errorf("close: %w", err)
 	}
 	return nil
+}
+
+// asFloat32 rounds every feature to float32, what xgboost reads, so both
+// sides train on the same numbers.
+func asFloat32(d *Dataset) *Dataset {
+	for _, c := range d.Features {
+		for i, v := range c.F {
+			c.F[i] = float64(float32(v))
+		}
+	}
+	return d
+}
+
+// TestAgainstXGBoost trains both on the same data with the same params and
+// compares holdout AUC.
+func TestAgainstXGBoost(t *testing.T) {
+	py := xgboostPython()
+	if py == "" {
+		t.Skip("python3 with xgboost not found (Debian: apt-get install python3-xgboost); skipping the comparison")
+	}
+	tr, te := asFloat32(synthBinary(20_000, 12, 0.03, 1)), asFloat32(synthBinary(10_000, 12, 0.03, 2))
+	s := binarySpec
+	s.Params.Subsample, s.Params.ColsampleByTree = 0.8, 0.8
+	m := fit(t, s, tr, nil)
+	ours := AUC(predict(t, m, te), te.Y)
+	xgb := runXGBoost(t, py, t.TempDir(), true, tr, te, s.Params)
+	theirs := AUC(xgb.Pred, te.Y)
+	t.Logf("holdout AUC: gyre %.4f, xgboost %s %.4f", ours, xgb.Version, theirs)
+	if math.Abs(ours-theirs) > 0.01 {
+		t.Errorf("holdout AUC %.4f, xgboost's %.4f: more than 0.01 apart", ours, theirs)
+	}
+}
+
+// BenchmarkGBDTVsXGBoost trains Gyre's GBDT and xgboost (tree_method=hist)
+// on the same 1M x 28 generated rows (100k with -short), with the same
+// trees, depth, learning rate and thread count, and reports both times,
+// both holdout AUCs and the time ratio (gyre / xgboost).
+func BenchmarkGBDTVsXGBoost(b *testing.B) {
+	py := xgboostPython()
+	if py == "" {
+		b.Skip("python3 with xgboost not found (Debian: apt-get install python3-xgboost): nothing to compare with")
+	}
+	n, holdout := 1_000_000, 100_000
+	if testing.Short() {
+		n, holdout = 100_000, 20_000
+	}
+	tr, te := asFloat32(synthBinary(n, 28, 0, 1)), asFloat32(synthBinary(holdout, 28, 0, 2))
+	s := binarySpec
+	s.Params.Threads = runtime.GOMAXPROCS(0)
+	dir := b.TempDir()
+	var ours, theirs time.Duration
+	var oursAUC, theirsAUC float64
+	for b.Loop() {
+		start := time.Now()
+		m, err := Train(b.Context(), s, tr, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ours += time.Since(start)
+		oursAUC = AUC(predict(b, m, te), te.Y)
+		b.StopTimer()
+		xgb := runXGBoost(b, py, dir, false, tr, te, s.Params)
+		b.StartTimer()
+		theirs += time.Duration(xgb.Seconds * float64(time.Second))
+		theirsAUC = AUC(xgb.Pred, te.Y)
+	}
+	b.Logf("%d rows x 28 features, %d trees, depth %d, rate %v, %d threads: gyre %.2fs AUC %.4f, xgboost %.2fs AUC %.4f",
+		n, s.Params.Trees, s.Params.MaxDepth, s.Params.LearningRate, s.Params.Threads,
+		ours.Seconds()/float64(b.N), oursAUC, theirs.Seconds()/float64(b.N), theirsAUC)
+	b.ReportMetric(ours.Seconds()/float64(b.N), "gyre-s")
+	b.ReportMetric(theirs.Seconds()/float64(b.N), "xgboost-s")
+	b.ReportMetric(ours.Seconds()/theirs.Seconds(), "time-ratio")
+	b.ReportMetric(oursAUC, "gyre-auc")
+	b.ReportMetric(theirsAUC, "xgboost-auc")
 }

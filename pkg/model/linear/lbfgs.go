@@ -92,7 +92,7 @@ func minimize(ctx context.Context, f objective, x []float64, maxIter int, gtol f
 		}
 		if !accepted {
 			// No decrease is left to find at float64 precision.
-			res.converged = normInf(g) <= gtol*1e3
+			res.converged = normInf(g) <= gtol
 			return res, nil
 		}
 		res.iterations++
@@ -115,7 +115,7 @@ func minimize(ctx context.Context, f objective, x []float64, maxIter int, gtol f
 		decrease := fx - fNew
 		fx, res.f = fNew, fNew
 		if decrease <= 1e-15*max(math.Abs(fx), 1) {
-			res.converged = normInf(g) <= gtol*1e3
+			res.converged = normInf(g) <= gtol
 			return res, nil
 		}
 	}

@@ -87,7 +87,7 @@ func (m *Model) Classes() []string     { return slices.Clone(m.f.Classes) }
 func (m *Model) Features() []Feature { return slices.Clone(m.f.Features) }
 
 // Weights are the weights of each output over the standardised, one-hot
-// encoded inputs (slots as Feature says), and the intercepts.
+// encoded inputs (slots as Feature says), and the intercepts; read only.
 func (m *Model) Weights() ([][]float64, []float64) { return m.f.Weights, m.f.Intercepts }
 
 // Predict scores rows, in parallel for large batches.

@@ -168,9 +168,9 @@ func regressionMetrics(m *Model, t *table.Table, rows []int, target *table.Colum
 		sse += e * e
 		sst += (target.F[i] - mean) * (target.F[i] - mean)
 	}
-	r2 = 1 - sse/sst
+	rmse = math.Sqrt(sse / float64(len(rows)))
 	if sst == 0 {
-		r2 = 0
+		return rmse, 0 // a constant target: no variance to explain
 	}
-	return math.Sqrt(sse / float64(len(rows))), r2
+	return rmse, 1 - sse/sst
 }

@@ -1,8 +1,8 @@
-// Package table is the columnar training table that Gyre's built-in
-// trainers, the evaluator and the inference server's batch tools read from a
-// dataset version's canonical CSV, and the deterministic split of its rows
-// into train and holdout that the worker and the evaluator both rebuild from
-// the dataset version and the split spec.
+// Package table is the columnar table that Gyre's built-in trainers and the
+// evaluator read from a dataset version's canonical CSV, and the
+// deterministic split of its rows into train and holdout, which the worker
+// and the evaluator both rebuild from the dataset version and the split
+// spec.
 package table
 
 import (
