@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 	"io"
 	"math"
 	"reflect"
@@ -406,4 +408,14 @@ func describe(n *yaml.Node) string {
 		v = v[:40] + "..."
 	}
 	return fmt.Sprintf("%q", v)
+}
+
+// FromStruct parses a pipeline as the registry returns it (the stored,
+// defaulted document as a protobuf Struct).
+func FromStruct(s *structpb.Struct) (*Pipeline, error) {
+	raw, err := protojson.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(raw)
 }

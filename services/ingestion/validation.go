@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gyreml/gyre/pkg/apierr"
@@ -105,11 +104,7 @@ func (s *Service) resolveRules(ctx context.Context, dataset, pipelineName, inlin
 
 // specOf parses a stored pipeline document back into its typed form.
 func specOf(p *registryv1.Pipeline) (*pipeline.Pipeline, error) {
-	raw, err := protojson.Marshal(p.GetSpec())
-	if err != nil {
-		return nil, err
-	}
-	spec, err := pipeline.Parse(raw)
+	spec, err := pipeline.FromStruct(p.GetSpec())
 	if err != nil {
 		return nil, fmt.Errorf("stored pipeline %s no longer parses: %w", p.GetName(), err)
 	}

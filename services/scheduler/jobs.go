@@ -90,11 +90,7 @@ func (s *Service) prepare(ctx context.Context, pipelineName string, datasetVersi
 	if err != nil {
 		return nil, fmt.Errorf("get pipeline %s: %w", pipelineName, err)
 	}
-	raw, err := protojson.Marshal(p.GetSpec())
-	if err != nil {
-		return nil, err
-	}
-	spec, err := pipeline.Parse(raw)
+	spec, err := pipeline.FromStruct(p.GetSpec())
 	if err != nil {
 		return nil, fmt.Errorf("stored pipeline %s no longer parses: %w", pipelineName, err)
 	}

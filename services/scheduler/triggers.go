@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/gyreml/gyre/pkg/events"
 	eventsv1 "github.com/gyreml/gyre/pkg/pb/gyre/events/v1"
@@ -92,11 +91,7 @@ func (s *Service) pipelinesWhere(ctx context.Context, keep func(*registryv1.Pipe
 			return nil, fmt.Errorf("list pipelines: %w", err)
 		}
 		for _, p := range resp.GetPipelines() {
-			raw, err := protojson.Marshal(p.GetSpec())
-			if err != nil {
-				return nil, err
-			}
-			spec, err := pipeline.Parse(raw)
+			spec, err := pipeline.FromStruct(p.GetSpec())
 			if err != nil {
 				s.log.Warn("stored pipeline does not parse", "pipeline", p.GetName(), "err", err)
 				continue
