@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -67,7 +68,12 @@ func (w *Worker) runCommand(ctx context.Context, job *schedulerv1.Job, dir strin
 	cmd.Env = append(os.Environ(),
 		"GYRE_INPUT_DIR="+in, "GYRE_PARAMS="+paramsFile, "GYRE_OUTPUT_DIR="+out, "GYRE_METRICS_FILE="+metricsFile,
 		"GYRE_TARGET="+job.GetTarget(), "GYRE_JOB="+job.GetId(), "CUDA_VISIBLE_DEVICES="+job.GetGpuDevices())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group (to stop it whole), and killed if this worker
+	// dies: Pdeathsig follows the OS thread that started it, so the thread
+	// stays locked to this goroutine until the trainer has exited.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	// Stop the whole process group: trainers often fork data loaders.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = killGrace

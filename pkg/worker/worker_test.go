@@ -33,6 +33,15 @@ type fixture struct {
 
 func start(t *testing.T, training string) *fixture {
 	t.Helper()
+	f := startWithoutWorker(t, training)
+	f.runWorker(t)
+	return f
+}
+
+// startWithoutWorker is a gyre process with the pipeline applied and its
+// dataset pushed, and no worker yet.
+func startWithoutWorker(t *testing.T, training string) *fixture {
+	t.Helper()
 	env := gyretest.StartWith(t, func(c *config.Config) {
 		c.Scheduler.LeaseDuration = 2 * time.Second
 		c.Scheduler.RetryBackoff = 10 * time.Millisecond
@@ -60,6 +69,13 @@ spec:
 		t.Fatalf("push: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	return f
+}
+
+// runWorker runs a worker in this process until the test ends.
+func (f *fixture) runWorker(t *testing.T) {
+	t.Helper()
+	env := f.env
 	w, err := worker.New(context.Background(), worker.Config{
 		Scheduler: env.Process.Server.GRPCAddr(), Name: "test-worker", WorkDir: t.TempDir(),
 		S3:     blob.Config{Endpoint: env.Config.S3.Endpoint, AccessKey: env.Config.S3.AccessKey, SecretKey: env.Config.S3.SecretKey, Bucket: env.Config.S3.Bucket},
@@ -72,7 +88,6 @@ spec:
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return f
 }
 
 func boolInt(b bool) int {

@@ -74,6 +74,15 @@ func (w workerAPI) PollJob(ctx context.Context, req *schedulerv1.PollJobRequest)
 		if left <= 0 {
 			return resp, nil
 		}
+		// A job waiting out a retry backoff becomes claimable with no
+		// notification: wake up for it too.
+		var due *time.Time
+		if err := w.pool.QueryRow(ctx, `SELECT min(not_before) FROM jobs WHERE state = 'queued' AND not_before > now()`).Scan(&due); err != nil {
+			return nil, err
+		}
+		if due != nil {
+			left = min(left, time.Until(*due)+10*time.Millisecond)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
