@@ -179,7 +179,7 @@ func TestMissingValues(t *testing.T) {
 	}
 	// Missing values in a feature never seen missing go the learned default way.
 	te := missingSignal(2000, 2)
-	if a := AUC(predict(t, m, te), te.Y); a < 0.85 {
+	if a := auc(predict(t, m, te), te.Y); a < 0.85 {
 		t.Errorf("holdout AUC %.3f, want >= 0.85", a)
 	}
 }
@@ -207,7 +207,7 @@ func TestCategorical(t *testing.T) {
 	m := fit(t, s, categorical(8000, 1), nil)
 	te := categorical(4000, 2)
 	// The oracle's AUC on this data is about 0.89.
-	if a := AUC(predict(t, m, te), te.Y); a < 0.86 {
+	if a := auc(predict(t, m, te), te.Y); a < 0.86 {
 		t.Errorf("holdout AUC %.3f, want >= 0.86", a)
 	}
 	if got := len(m.file.Features[0].Categories); got != 20 {

@@ -65,8 +65,9 @@ type grower struct {
 	fb      []*featureBins
 	gh      []gpair // by row
 	allowed []bool  // features this tree may split on
-	groups  [][2]int
+	bands   [][2]int
 	pool    [][]featHist
+	partial []featHist // per-chunk histograms, reduced in chunk order
 	// rows holds the tree's rows, each node's a contiguous range; splitting a
 	// node partitions its range stably, so rows stay ascending within a node.
 	rows    []uint32
@@ -82,11 +83,12 @@ func newGrower(p Params, m *matrix, fb []*featureBins) *grower {
 	g := &grower{p: p, threads: p.threads(), m: m, fb: fb, allowed: make([]bool, m.nf),
 		rows: make([]uint32, m.n), scratch: make([]uint32, m.n),
 		packed: make([]uint64, len(m.words)), packedGH: make([]gpair, m.n)}
-	// One feature group per thread: a histogram task reads each of its rows
-	// once and updates a band of features, with no reduction afterwards.
-	ng := min(g.threads, m.nf)
-	for i := range ng {
-		g.groups = append(g.groups, [2]int{i * m.nf / ng, (i + 1) * m.nf / ng})
+	// A histogram task reads each of its rows once and updates a band of
+	// features: wide enough to spread the row's cost, two at least so two
+	// threads share even the root.
+	nb := max(min(2, m.nf), (m.nf+bandWidth-1)/bandWidth)
+	for i := range nb {
+		g.bands = append(g.bands, [2]int{i * m.nf / nb, (i + 1) * m.nf / nb})
 	}
 	return g
 }
@@ -134,12 +136,12 @@ func (g *grower) grow(n int) []tnode {
 		var next, small []open
 		for i, o := range parents {
 			l, r := len(nodes), len(nodes)+1
-			nd := &nodes[o.id]
-			nd.left, nd.right = l, r
-			mid := nd.begin + lefts[i]
+			parent := nodes[o.id]
+			mid := parent.begin + lefts[i]
 			nodes = append(nodes,
-				tnode{feature: -1, begin: nd.begin, end: mid, sum: nd.split.left},
-				tnode{feature: -1, begin: mid, end: nd.end, sum: nd.split.right})
+				tnode{feature: -1, begin: parent.begin, end: mid, sum: parent.split.left},
+				tnode{feature: -1, begin: mid, end: parent.end, sum: parent.split.right})
+			nodes[o.id].left, nodes[o.id].right = l, r
 			if depth+1 == g.p.MaxDepth {
 				g.putHist(o.hist)
 				continue
@@ -159,7 +161,11 @@ func (g *grower) grow(n int) []tnode {
 	}
 	for i := range nodes {
 		nd := &nodes[i]
-		nd.weight = -nd.sum.g / (nd.sum.h + g.p.Lambda) * g.p.LearningRate
+		// A child left without rows (possible only with minChildWeight 0,
+		// through rounding) has no gradient to follow.
+		if nd.end > nd.begin {
+			nd.weight = -nd.sum.g / (nd.sum.h + g.p.Lambda) * g.p.LearningRate
+		}
 	}
 	prune(nodes, 0, g.p.MinSplitGain)
 	return compact(nodes)
@@ -187,34 +193,49 @@ func (g *grower) sumRows(rows []uint32) gpair {
 // gatherBlock is how many rows one gather task moves.
 const gatherBlock = 1 << 13
 
-// buildHists fills the histograms of the given nodes from their rows: the
-// rows are gathered into packed, then one task per node and feature group
-// walks them.
+// histChunk is the most rows one histogram task sums; bigger nodes are
+// summed in chunks, in parallel, and the chunks' histograms added.
+const histChunk = 1 << 16
+
+// bandWidth is the most features one histogram task covers.
+const bandWidth = 16
+
+// denseShare: a node holding at least 1/denseShare of the rows its row
+// numbers span is read in place rather than gathered.
+const denseShare = 3
+
+// buildHists fills the histograms of the given nodes from their rows:
+// scattered rows are gathered into packed first, then tasks of one band of
+// features over one chunk of a node's rows sum them.
 func (g *grower) buildHists(nodes []tnode, todo []open) {
 	if len(todo) == 0 {
 		return
 	}
 	m, nw := g.m, g.m.stride/8
+	// A node reads its packed copy, or in place through its rows.
 	type src struct {
 		bins []uint8
 		gh   []gpair
+		rows []uint32
 	}
 	srcs := make([]src, len(todo))
-	type gatherTask struct{ node, lo, hi, at int }
+	type gatherTask struct{ lo, hi, at int }
 	var tasks []gatherTask
 	at := 0
 	for i, o := range todo {
 		nd := &nodes[o.id]
 		size := nd.end - nd.begin
-		if size == m.n {
-			// Every row, in order (the root without subsampling): read in place.
-			srcs[i] = src{m.bins, g.gh}
+		rows := g.rows[nd.begin:nd.end]
+		if size == 0 || size*denseShare >= int(rows[size-1]-rows[0])+1 {
+			// Rows dense enough in the matrix for its cache lines to be
+			// mostly theirs: read in place.
+			srcs[i] = src{rows: rows}
 			continue
 		}
-		srcs[i] = src{byteView(g.packed[at*nw : (at+size)*nw]), g.packedGH[at : at+size]}
+		srcs[i] = src{bins: byteView(g.packed[at*nw : (at+size)*nw]), gh: g.packedGH[at : at+size]}
 		for lo := nd.begin; lo < nd.end; lo += gatherBlock {
 			hi := min(lo+gatherBlock, nd.end)
-			tasks = append(tasks, gatherTask{i, lo, hi, at + lo - nd.begin})
+			tasks = append(tasks, gatherTask{lo, hi, at + lo - nd.begin})
 		}
 		at += size
 	}
@@ -222,17 +243,71 @@ func (g *grower) buildHists(nodes []tnode, todo []open) {
 		k := tasks[t]
 		gather(g.packed[k.at*nw:], g.packedGH[k.at:], m.words, nw, g.gh, g.rows[k.lo:k.hi])
 	})
-	// Biggest nodes first, so no thread is left with a long one at the end.
-	order := make([]int, len(todo))
-	for i := range order {
-		order[i] = i
+	// Big nodes are cut into fixed chunks of rows, each summed into its own
+	// histogram; the chunks do not depend on the thread count, and adding
+	// their histograms in chunk order keeps the sums the same on any machine.
+	type histTask struct {
+		node, band, lo, hi int
+		out                []featHist // the band's histograms
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(srcs[b].gh), len(srcs[a].gh)) })
-	ng := len(g.groups)
-	parallelFor(len(todo)*ng, g.threads, func(t int) {
-		i := order[t/ng]
-		grp := g.groups[t%ng]
-		buildHist(todo[i].hist[grp[0]:grp[1]], srcs[i].bins, m.stride, grp[0], srcs[i].gh)
+	var hists []histTask
+	chunks := 0
+	for _, o := range todo {
+		if size := nodes[o.id].end - nodes[o.id].begin; size > histChunk {
+			chunks += (size + histChunk - 1) / histChunk
+		}
+	}
+	if need := chunks * m.nf; len(g.partial) < need {
+		g.partial = make([]featHist, need)
+	}
+	type reduceTask struct {
+		node, band int
+		parts      [][]featHist
+	}
+	var reduces []reduceTask
+	next := 0
+	for i, o := range todo {
+		size := nodes[o.id].end - nodes[o.id].begin
+		for b, band := range g.bands {
+			if size <= histChunk {
+				hists = append(hists, histTask{i, b, 0, size, o.hist[band[0]:band[1]]})
+				continue
+			}
+			r := reduceTask{node: i, band: b}
+			for lo := 0; lo < size; lo += histChunk {
+				part := g.partial[next : next+band[1]-band[0]]
+				next += band[1] - band[0]
+				hists = append(hists, histTask{i, b, lo, min(lo+histChunk, size), part})
+				r.parts = append(r.parts, part)
+			}
+			reduces = append(reduces, r)
+		}
+	}
+	// Biggest tasks first, so no thread is left with a long one at the end.
+	slices.SortStableFunc(hists, func(a, b histTask) int { return cmp.Compare(b.hi-b.lo, a.hi-a.lo) })
+	parallelFor(len(hists), g.threads, func(t int) {
+		k := hists[t]
+		f0, s := g.bands[k.band][0], srcs[k.node]
+		if s.rows != nil {
+			buildHistRows(k.out, m.bins, m.stride, f0, g.gh, s.rows[k.lo:k.hi])
+		} else {
+			buildHist(k.out, s.bins[k.lo*m.stride:], m.stride, f0, s.gh[k.lo:k.hi])
+		}
+	})
+	parallelFor(len(reduces), g.threads, func(t int) {
+		r := reduces[t]
+		band := g.bands[r.band]
+		out := todo[r.node].hist[band[0]:band[1]]
+		copy(out, r.parts[0])
+		for _, part := range r.parts[1:] {
+			for f := range out {
+				a, b := &out[f], &part[f]
+				for k := range a {
+					a[k].g += b[k].g
+					a[k].h += b[k].h
+				}
+			}
+		}
 	})
 }
 
@@ -256,6 +331,21 @@ func buildHist(hs []featHist, bins []uint8, stride, f0 int, gh []gpair) {
 	clear(hs)
 	for i, p := range gh {
 		o := i*stride + f0
+		rb := bins[o : o+len(hs)]
+		for j := range hs {
+			e := &hs[j][rb[j]]
+			e.g += p.g
+			e.h += p.h
+		}
+	}
+}
+
+// buildHistRows is buildHist reading rows in place in the matrix.
+func buildHistRows(hs []featHist, bins []uint8, stride, f0 int, gh []gpair, rows []uint32) {
+	clear(hs)
+	for _, r := range rows {
+		p := gh[r]
+		o := int(r)*stride + f0
 		rb := bins[o : o+len(hs)]
 		for j := range hs {
 			e := &hs[j][rb[j]]
@@ -397,10 +487,7 @@ func (g *grower) partition(nodes []tnode, parents []open) []int {
 		// belongs to advances; a coin-flip branch would mispredict half the time.
 		l, r := 0, len(out)
 		for _, row := range g.rows[b.lo:b.hi] {
-			left := 0
-			if route[col[row]] {
-				left = 1
-			}
+			left := b2i(route[col[row]])
 			out[l] = row
 			out[r-1] = row
 			l += left

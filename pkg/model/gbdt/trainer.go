@@ -229,7 +229,7 @@ func addValidMetrics(metrics map[string]float64, m *Model, va *Dataset) {
 	}
 	metrics["valid_accuracy"] = correct / float64(len(out))
 	if m.Task() == model.Binary {
-		metrics["valid_auc"] = AUC(scores, va.Y)
+		metrics["valid_auc"] = auc(scores, va.Y)
 	}
 }
 
@@ -255,9 +255,9 @@ func datasetRows(d *Dataset) []model.Row {
 	return out
 }
 
-// AUC is the area under the ROC curve of scores against 0/1 labels, tied
+// auc is the area under the ROC curve of scores against 0/1 labels, tied
 // scores counting half.
-func AUC(scores, y []float64) float64 {
+func auc(scores, y []float64) float64 {
 	idx := make([]int, len(y))
 	for i := range idx {
 		idx[i] = i
