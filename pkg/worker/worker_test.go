@@ -286,3 +286,19 @@ func TestBuiltinLogisticTrainsAndRegistersAVerifiedBundle(t *testing.T) {
 		t.Fatalf("predictions %v", out)
 	}
 }
+
+func TestBuiltinGBDTTrainsOnTheWorker(t *testing.T) {
+	f := start(t, `{trainer: builtin/gbdt, target: churned, params: {trees: 20, maxDepth: 3}}`)
+	job, err := f.jobs.SubmitJob(context.Background(), &schedulerv1.SubmitJobRequest{Pipeline: "churn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := f.wait(t, job.GetId(), schedulerv1.JobState_JOB_STATE_SUCCEEDED)
+	if done.GetMetrics()["valid_auc"] <= 0.5 {
+		t.Fatalf("metrics = %v", done.GetMetrics())
+	}
+	mv, err := f.reg.GetModelVersion(context.Background(), &registryv1.GetModelVersionRequest{Model: "churn", Version: done.GetModelVersion()})
+	if err != nil || mv.GetFormat() != "gyre/gbdt" {
+		t.Fatalf("version = %v %v", mv, err)
+	}
+}
