@@ -403,3 +403,50 @@ func TestASchedulerRestartLosesNoQueuedJob(t *testing.T) {
 		t.Fatalf("%d jobs lost in the restart", len(submitted))
 	}
 }
+
+func TestGPUJobsGoOnlyToWorkersWithTheRightFreeGPUs(t *testing.T) {
+	f := setup(t, "{on: [drift]}", nil)
+	ctx := context.Background()
+	if _, err := f.reg.ApplyPipeline(ctx, &registryv1.ApplyPipelineRequest{Manifest: `apiVersion: gyre.dev/v1
+kind: Pipeline
+metadata: {name: churn}
+spec:
+  dataset: customers
+  training: {target: churned, trainer: command, command: [python3, train.py], resources: {gpu: 2, gpuModel: NVIDIA A100}}
+  retraining: {on: [drift]}
+`}); err != nil {
+		t.Fatal(err)
+	}
+	job, err := f.jobs.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Pipeline: "churn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := func(name string, gpus ...*schedulerv1.GPU) string {
+		w, err := f.workers.RegisterWorker(ctx, &schedulerv1.RegisterWorkerRequest{Name: name, Cpu: 8, MemoryMib: 1 << 16, Gpus: gpus})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.GetWorkerId()
+	}
+	cpuOnly := reg("cpu")
+	otherModel := reg("h100", &schedulerv1.GPU{Index: 0, Model: "NVIDIA H100"}, &schedulerv1.GPU{Index: 1, Model: "NVIDIA H100"})
+	tooFew := reg("one-a100", &schedulerv1.GPU{Index: 0, Model: "NVIDIA A100"})
+	right := reg("a100s", &schedulerv1.GPU{Index: 0, Model: "NVIDIA A100"}, &schedulerv1.GPU{Index: 1, Model: "NVIDIA T4"},
+		&schedulerv1.GPU{Index: 2, Model: "NVIDIA A100"})
+	for _, w := range []string{cpuOnly, otherModel, tooFew} {
+		if got := f.poll(t, w, 100*time.Millisecond); got.GetJob() != nil {
+			t.Fatalf("worker %s got the GPU job", w)
+		}
+	}
+	got := f.poll(t, right, time.Second)
+	if got.GetJob().GetId() != job.GetId() || got.GetJob().GetGpuDevices() != "0,2" {
+		t.Fatalf("claim = %v", got.GetJob())
+	}
+	// Its GPUs are taken now: a second GPU job waits.
+	if _, err := f.jobs.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{Pipeline: "churn"}); err != nil {
+		t.Fatal(err)
+	}
+	if again := f.poll(t, right, 100*time.Millisecond); again.GetJob() != nil {
+		t.Fatalf("a busy GPU worker got a second GPU job: %v", again.GetJob())
+	}
+}
