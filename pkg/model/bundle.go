@@ -365,3 +365,24 @@ func Save(dir string, mdl Model, m *Manifest) error {
 	}
 	return WriteBundle(dir, m, files)
 }
+
+// CategoriesFile is the optional bundle file that maps the codes of
+// categorical inputs to their values, for formats that store codes
+// (xgboost/json, lightgbm/text): {"input": ["value of code 0", ...]}.
+const CategoriesFile = "categories.json"
+
+// ReadCategories reads the bundle's CategoriesFile; nil when it has none.
+func ReadCategories(dir string, m *Manifest) (map[string][]string, error) {
+	if _, ok := m.Files[CategoriesFile]; !ok {
+		return nil, nil
+	}
+	raw, err := ReadFile(dir, m, CategoriesFile)
+	if err != nil {
+		return nil, err
+	}
+	var cats map[string][]string
+	if err := json.Unmarshal(raw, &cats); err != nil {
+		return nil, fmt.Errorf("decode %s: want {\"input\": [\"value of code 0\", ...]}: %w", CategoriesFile, err)
+	}
+	return cats, nil
+}

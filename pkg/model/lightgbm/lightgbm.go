@@ -29,7 +29,7 @@ const Format = "lightgbm/text"
 // a pandas-trained model carries them itself, as pandas_categorical).
 const (
 	ModelFile      = "model.txt"
-	CategoriesFile = "categories.json"
+	CategoriesFile = model.CategoriesFile
 )
 
 func init() { model.RegisterFormat(Format, load) }
@@ -39,15 +39,9 @@ func load(dir string, man *model.Manifest) (model.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cats map[string][]string
-	if _, ok := man.Files[CategoriesFile]; ok {
-		raw, err := model.ReadFile(dir, man, CategoriesFile)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(raw, &cats); err != nil {
-			return nil, fmt.Errorf("decode %s: want {\"input\": [\"category of code 0\", ...]}: %w", CategoriesFile, err)
-		}
+	cats, err := model.ReadCategories(dir, man)
+	if err != nil {
+		return nil, err
 	}
 	return Parse(data, man, cats)
 }

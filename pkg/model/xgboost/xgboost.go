@@ -28,7 +28,7 @@ const Format = "xgboost/json"
 // Bundle files: the booster, and the codes of categorical inputs (optional).
 const (
 	ModelFile      = "model.json"
-	CategoriesFile = "categories.json"
+	CategoriesFile = model.CategoriesFile
 )
 
 func init() { model.RegisterFormat(Format, load) }
@@ -38,15 +38,9 @@ func load(dir string, man *model.Manifest) (model.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cats map[string][]string
-	if _, ok := man.Files[CategoriesFile]; ok {
-		raw, err := model.ReadFile(dir, man, CategoriesFile)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(raw, &cats); err != nil {
-			return nil, fmt.Errorf("decode %s: want {\"input\": [\"category of code 0\", ...]}: %w", CategoriesFile, err)
-		}
+	cats, err := model.ReadCategories(dir, man)
+	if err != nil {
+		return nil, err
 	}
 	return Parse(data, man, cats)
 }
