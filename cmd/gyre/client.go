@@ -1,7 +1,8 @@
 package main
 
-// The client verbs people type: apply, get, describe, dataset, alias, lineage,
-// audit, demo. They talk to a Gyre server over its REST API (pkg/client).
+// The client verbs people type: apply, get, describe, dataset, train, logs,
+// cancel, alias, lineage, audit, demo. They talk to a Gyre server over its
+// REST API (pkg/client).
 
 import (
 	"bytes"
@@ -51,6 +52,9 @@ func addClientCommands(root *cobra.Command) {
 		newDemoCmd(o),
 		newDatasetCmd(o),
 		newDescribeCmd(o),
+		newTrainCmd(o),
+		newLogsCmd(o),
+		newCancelCmd(o),
 	)
 }
 

@@ -16,7 +16,7 @@ import (
 func newGetCmd(o *clientOptions) *cobra.Command {
 	get := &cobra.Command{
 		Use:   "get",
-		Short: "Show models, versions, pipelines and datasets",
+		Short: "Show models, versions, pipelines, datasets, training jobs and workers",
 	}
 	get.AddCommand(
 		&cobra.Command{
@@ -89,6 +89,9 @@ func newGetCmd(o *clientOptions) *cobra.Command {
 		newGetPipelineCmd(o),
 		newGetDatasetsCmd(o),
 		newGetDatasetCmd(o),
+		newGetJobsCmd(o),
+		newGetJobCmd(o),
+		newGetWorkersCmd(o),
 	)
 	return get
 }

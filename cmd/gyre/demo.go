@@ -3,32 +3,25 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/csv"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"os/exec"
-	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/types/known/structpb"
+	"gopkg.in/yaml.v3"
 
 	"github.com/gyreml/gyre/pkg/client"
 	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
+	schedulerv1 "github.com/gyreml/gyre/pkg/pb/gyre/scheduler/v1"
 )
 
 // demoPipeline is a copy of the DESIGN.md example, so the demo runs from the binary alone.
@@ -47,23 +40,28 @@ var (
 const (
 	demoCleanFile = "credit-clean.csv"
 	demoPIIFile   = "credit-pii.csv"
-	demoTrainer   = "builtin/logistic"
-	demoFormat    = "gyre-logistic-json"
+	// demoLogLines of a job's log are shown; `gyre logs` has the rest.
+	demoLogLines = 12
 )
 
+// demoRetrainParams make the second candidate: demo_pipeline.yaml's trainer
+// fitted to convergence, with less regularization than its quick first fit.
+var demoRetrainParams = map[string]any{"maxIter": 100, "l2": 0.1}
+
 func newDemoCmd(o *clientOptions) *cobra.Command {
-	var startTimeout time.Duration
+	var startTimeout, jobTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Play the Gyre loop against a running server (or a private `gyre dev` it starts)",
 		Long: "The demo applies a pipeline, pushes a clean dataset (validated) and one with personal data\n" +
-			"(rejected), registers two model versions it trains itself on the clean one, moves the\n" +
-			"staging and production aliases, shows the lineage and checks the audit log. When nothing\n" +
-			"answers on --server it starts `gyre dev` with a temporary state directory and stops it at the end.",
+			"(rejected), trains a model version on a worker from the clean one, retrains it under a new\n" +
+			"pipeline version with other parameters, moves the staging and production aliases, shows the\n" +
+			"lineage and checks the audit log. When nothing answers on --server it starts `gyre dev` (with\n" +
+			"its worker) in a temporary state directory and stops it at the end.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
-			d := &demo{out: out, c: o.client(), server: o.serverURL()}
+			d := &demo{out: out, c: o.client(), server: o.serverURL(), jobTimeout: jobTimeout}
 			ctx := cmd.Context()
 			if err := d.connect(ctx, startTimeout); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "demo could not reach a Gyre server:")
@@ -86,24 +84,27 @@ func newDemoCmd(o *clientOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().DurationVar(&startTimeout, "start-timeout", 2*time.Minute, "how long to wait for a `gyre dev` the demo starts")
+	cmd.Flags().DurationVar(&jobTimeout, "job-timeout", 5*time.Minute, "how long to wait for each training job to end")
 	return cmd
 }
 
 // demo holds what the stages share and what the summary reports.
 type demo struct {
-	out    io.Writer
-	c      *client.Client
-	server string
-	dev    *devChild
+	out        io.Writer
+	c          *client.Client
+	server     string
+	dev        *devChild
+	jobTimeout time.Duration
 
-	pipeline *registryv1.Pipeline
-	created  bool
-	dataset  *ingestionv1.DatasetVersion // the validated version the models train on
-	rejected *ingestionv1.UploadVersionResponse
-	data     trainingData
-	first    *registryv1.ModelVersion
-	second   *registryv1.ModelVersion
-	audit    *registryv1.VerifyAuditResponse
+	pipeline  *registryv1.Pipeline // the version the next job trains under
+	created   bool
+	dataset   *ingestionv1.DatasetVersion // the validated version the models train on
+	rejected  *ingestionv1.UploadVersionResponse
+	first     *registryv1.ModelVersion
+	second    *registryv1.ModelVersion
+	firstJob  *schedulerv1.Job
+	secondJob *schedulerv1.Job
+	audit     *registryv1.VerifyAuditResponse
 }
 
 type stageError struct {
@@ -160,8 +161,9 @@ func (d *demo) play(ctx context.Context) error {
 	}{
 		{"Apply the pipeline", d.applyPipeline},
 		{"Push the training data: a clean file, then one with personal data", d.pushData},
-		{"Register a model version", d.registerFirst},
-		{"Move aliases: staging, production, then a better version to staging", d.moveAliases},
+		{"Train a model version on a worker", d.trainFirst},
+		{"Retrain with other parameters, under a new pipeline version", d.trainSecond},
+		{"Move aliases: staging, production, then the retrained version to staging", d.moveAliases},
 		{"Lineage of the production version", d.lineage},
 		{"Check the audit log", d.checkAudit},
 	}
@@ -264,60 +266,109 @@ func (d *demo) push(ctx context.Context, file string, data []byte) (*ingestionv1
 	return resp, nil
 }
 
-func (d *demo) registerFirst(ctx context.Context) error {
-	data, err := parseTrainingData(demoCleanCSV)
+func (d *demo) trainFirst(ctx context.Context) error {
+	v, job, err := d.train(ctx)
 	if err != nil {
 		return err
 	}
-	d.data = data
-	d.say("training on %s@%d: %d rows, features %s, target %q", d.dataset.GetDataset(), d.dataset.GetVersion(),
-		len(data.y), strings.Join(data.features, ", "), data.target)
-	v, err := d.trainAndRegister(ctx, 5, "first candidate: a quick fit")
-	if err != nil {
-		return err
-	}
-	d.first = v
+	d.first, d.firstJob = v, job
 	return nil
 }
 
-// trainAndRegister fits a model with the given number of gradient steps and registers it.
-func (d *demo) trainAndRegister(ctx context.Context, steps int, note string) (*registryv1.ModelVersion, error) {
-	const learningRate = 0.5
-	m := trainLogistic(d.data, steps, learningRate)
-	acc, auc, loss := m.evaluate(d.data)
-	artifact, err := m.artifact(d.dataset, time.Now())
+func (d *demo) trainSecond(ctx context.Context) error {
+	manifest, err := withTrainingParams(demoPipeline, demoRetrainParams)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	sum := sha256.Sum256(artifact)
-	digest := hex.EncodeToString(sum[:])
-	params, err := structpb.NewStruct(map[string]any{"steps": steps, "learningRate": learningRate})
+	resp, err := d.c.ApplyPipeline(ctx, manifest)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	p := resp.GetPipeline()
+	if resp.GetCreated() {
+		d.say("applied the pipeline with other training params: version %d created (digest %s)", p.GetVersion(), short(p.GetDigest()))
+	} else {
+		d.say("the pipeline already has these training params: version %d unchanged", p.GetVersion())
+	}
+	d.pipeline = p
+	v, job, err := d.train(ctx)
+	if err != nil {
+		return err
+	}
+	d.second, d.secondJob = v, job
+	return nil
+}
+
+// withTrainingParams is a pipeline manifest with spec.training.params
+// replaced. It uses YAML 1.2 (yaml.v3), where retraining's key "on" is not true.
+func withTrainingParams(manifest string, params map[string]any) (string, error) {
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(manifest), &doc); err != nil {
+		return "", fmt.Errorf("read the demo pipeline: %w", err)
+	}
+	spec, _ := doc["spec"].(map[string]any)
+	training, _ := spec["training"].(map[string]any)
+	if training == nil {
+		return "", errors.New("the demo pipeline has no spec.training")
+	}
+	training["params"] = params
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return "", fmt.Errorf("write the demo pipeline: %w", err)
+	}
+	return string(out), nil
+}
+
+// train submits a job for the current pipeline version on the demo's
+// dataset, follows its log, and returns the model version it registered.
+func (d *demo) train(ctx context.Context) (*registryv1.ModelVersion, *schedulerv1.Job, error) {
 	p := d.pipeline
-	v, err := d.c.CreateModelVersion(ctx, &registryv1.CreateModelVersionRequest{
-		Model:          p.GetModel(),
-		ArtifactUri:    "s3://gyre/demo/" + digest,
-		ArtifactSha256: digest,
-		SizeBytes:      int64(len(artifact)),
-		Format:         demoFormat,
-		Params:         params,
-		Metrics:        map[string]float64{"accuracy": round4(acc), "auc": round4(auc), "log_loss": round4(loss)},
-		Tags:           map[string]string{"source": "gyre-demo", "note": note},
-		Lineage: &registryv1.VersionLineage{
-			Dataset: d.dataset.GetDataset(), DatasetVersion: d.dataset.GetVersion(), DatasetDigest: d.dataset.GetSha256(),
-			Pipeline: p.GetName(), PipelineVersion: p.GetVersion(),
-			Trainer: demoTrainer, CodeRef: "gyre-demo/" + version,
-		},
+	job, err := d.c.SubmitJob(ctx, &schedulerv1.SubmitJobRequest{
+		Pipeline: p.GetName(), DatasetVersion: d.dataset.GetVersion(), CodeRef: "gyre-demo/" + version,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	d.say("trained a logistic regression with %d gradient steps: training accuracy %.3f, AUC %.3f, log loss %.3f", steps, acc, auc, loss)
-	d.say("registered %s version %d: %d-byte artifact, sha256 %s", v.GetModel(), v.GetVersion(), len(artifact), short(digest))
-	d.say("(the registry keeps the artifact's uri and sha256; uploading the file arrives with the training stage)")
-	return v, nil
+	d.say("submitted job %s, as `gyre train %s --dataset-version %d` does", job.GetId(), p.GetName(), d.dataset.GetVersion())
+	d.say("it trains %s with params %s on %s@%d; its log:", job.GetTrainer(), orDash(compactJSON(job.GetParams())), job.GetDataset(), job.GetDatasetVersion())
+	var buf bytes.Buffer
+	warnWithoutWorkers(ctx, d.c, &buf)
+	if buf.Len() > 0 {
+		d.say("%s", strings.TrimSpace(buf.String()))
+	}
+
+	waitCtx, cancel := context.WithTimeout(ctx, d.jobTimeout)
+	defer cancel()
+	lines := 0
+	ended, err := followJob(waitCtx, d.c, job.GetId(), 0, func(l *schedulerv1.LogLine) {
+		if lines++; lines <= demoLogLines {
+			d.say("│ %s", l.GetText())
+		}
+	})
+	if lines > demoLogLines {
+		d.say("│ ... %d more lines: gyre logs %s", lines-demoLogLines, job.GetId())
+	}
+	if err != nil {
+		if waitCtx.Err() != nil && ctx.Err() == nil {
+			return nil, nil, fmt.Errorf("job %s did not end within %s (is a worker connected? gyre get workers): %w", job.GetId(), d.jobTimeout, err)
+		}
+		return nil, nil, err
+	}
+	if ended.GetState() != schedulerv1.JobState_JOB_STATE_SUCCEEDED {
+		return nil, nil, fmt.Errorf("job %s %s: %s (gyre logs %s)", ended.GetId(), jobState(ended), orDash(ended.GetReason()), ended.GetId())
+	}
+	d.say("job %s succeeded in %s on worker %s", ended.GetId(), formatDuration(jobDuration(ended)), workerName(workerNames(ctx, d.c), ended.GetWorker()))
+	v, err := d.c.GetModelVersion(ctx, ended.GetModel(), ended.GetModelVersion())
+	if err != nil {
+		return nil, nil, err
+	}
+	d.say("registered %s version %d: %s bundle, sha256 %s, %s", v.GetModel(), v.GetVersion(), orDash(v.GetFormat()),
+		short(v.GetArtifactSha256()), bytesSize(v.GetSizeBytes()))
+	d.say("metrics: %s", orDash(pairs(v.GetMetrics(), num)))
+	lin := v.GetLineage()
+	d.say("lineage: dataset %s@%d (sha256 %s) -> pipeline %s@%d -> training job %s -> version %d", lin.GetDataset(), lin.GetDatasetVersion(),
+		short(lin.GetDatasetDigest()), lin.GetPipeline(), lin.GetPipelineVersion(), lin.GetTrainingJob(), v.GetVersion())
+	return v, ended, nil
 }
 
 func (d *demo) moveAliases(ctx context.Context) error {
@@ -336,12 +387,7 @@ func (d *demo) moveAliases(ctx context.Context) error {
 	if err := move("production", d.first, "demo: staging looked good"); err != nil {
 		return err
 	}
-	v, err := d.trainAndRegister(ctx, 200, "second candidate: trained longer")
-	if err != nil {
-		return err
-	}
-	d.second = v
-	if err := move("staging", d.second, "demo: better candidate"); err != nil {
+	if err := move("staging", d.second, "demo: retrained candidate"); err != nil {
 		return err
 	}
 	changes, err := d.c.AllAliasHistory(ctx, &registryv1.ListAliasHistoryRequest{Model: model, PageSize: 1000})
@@ -399,11 +445,14 @@ func (d *demo) summary() {
 	}
 	fmt.Fprintf(d.out, "\nDone. What the demo did on %s:\n", d.server)
 	d.indented(func(w io.Writer) {
-		field(w, "pipeline", fmt.Sprintf("%s version %d (%s)", p.GetName(), p.GetVersion(), state))
+		field(w, "pipeline", fmt.Sprintf("%s version %d (%s), then version %d with other params", p.GetName(), d.firstJob.GetPipelineVersion(), state, p.GetVersion()))
 		field(w, "dataset", fmt.Sprintf("%s@%d, sha256 %s, %d rows", d.dataset.GetDataset(), d.dataset.GetVersion(), d.dataset.GetSha256(), d.dataset.GetRows()))
 		field(w, "rejected upload", fmt.Sprintf("%s (personal data), report sha256 %s", demoPIIFile, d.rejected.GetReportSha256()))
+		for _, j := range []*schedulerv1.Job{d.firstJob, d.secondJob} {
+			field(w, "training job", fmt.Sprintf("%s: %s in %s", j.GetId(), jobState(j), formatDuration(jobDuration(j))))
+		}
 		for _, v := range []*registryv1.ModelVersion{d.first, d.second} {
-			field(w, "model version", fmt.Sprintf("%s@%d, accuracy %s, sha256 %s", model, v.GetVersion(), num(v.GetMetrics()["accuracy"]), v.GetArtifactSha256()))
+			field(w, "model version", fmt.Sprintf("%s@%d from job %s, sha256 %s", model, v.GetVersion(), v.GetLineage().GetTrainingJob(), v.GetArtifactSha256()))
 		}
 		field(w, "aliases", fmt.Sprintf("production -> %d, staging -> %d", d.first.GetVersion(), d.second.GetVersion()))
 		field(w, "audit log", fmt.Sprintf("intact, %d records", d.audit.GetRecords()))
@@ -413,6 +462,7 @@ func (d *demo) summary() {
 		return
 	}
 	fmt.Fprintf(d.out, "\nLook around: gyre get dataset %s · gyre describe dataset %s@%d\n", d.dataset.GetDataset(), d.dataset.GetDataset(), d.dataset.GetVersion())
+	fmt.Fprintf(d.out, "             gyre get jobs --pipeline %s · gyre get job %s · gyre logs %s · gyre get workers\n", p.GetName(), d.secondJob.GetId(), d.secondJob.GetId())
 	fmt.Fprintf(d.out, "             gyre get model %s · gyre get versions %s · gyre lineage %s@%d · gyre audit list\n", model, model, model, d.second.GetVersion())
 }
 
@@ -426,8 +476,6 @@ func (d *demo) indented(write func(w io.Writer)) {
 		fmt.Fprint(d.out, "   "+line)
 	}
 }
-
-func round4(f float64) float64 { return math.Round(f*1e4) / 1e4 }
 
 // devChild is a `gyre dev` the demo started and owns.
 type devChild struct {
@@ -553,176 +601,4 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
-}
-
-// trainingData is the demo's credit table: who defaulted, from a few features.
-type trainingData struct {
-	features []string
-	target   string
-	x        [][]float64
-	y        []float64
-}
-
-// The columns the demo's model reads, and how it encodes sex.
-var (
-	demoFeatures = []string{"age", "income", "debt_ratio", "late_payments", "sex"}
-	sexCodes     = map[string]float64{"f": 0, "m": 1}
-)
-
-const demoTarget = "default"
-
-// parseTrainingData reads the demo's CSV into features and labels.
-func parseTrainingData(data []byte) (trainingData, error) {
-	records, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
-	if err != nil {
-		return trainingData{}, fmt.Errorf("read demo data: %w", err)
-	}
-	if len(records) < 2 {
-		return trainingData{}, errors.New("demo data has no rows")
-	}
-	header := records[0]
-	wanted := append(slices.Clone(demoFeatures), demoTarget)
-	columns := make([]int, len(wanted))
-	for i, name := range wanted {
-		if columns[i] = slices.Index(header, name); columns[i] < 0 {
-			return trainingData{}, fmt.Errorf("demo data lacks column %q", name)
-		}
-	}
-	d := trainingData{features: demoFeatures, target: demoTarget}
-	for n, rec := range records[1:] {
-		values := make([]float64, len(columns))
-		for i, j := range columns {
-			var ok bool
-			if header[j] == "sex" {
-				values[i], ok = sexCodes[rec[j]]
-			} else {
-				values[i], err = strconv.ParseFloat(rec[j], 64)
-				ok = err == nil
-			}
-			if !ok {
-				return trainingData{}, fmt.Errorf("demo data row %d, column %s: bad value %q", n+1, header[j], rec[j])
-			}
-		}
-		d.x = append(d.x, values[:len(demoFeatures)])
-		d.y = append(d.y, values[len(demoFeatures)])
-	}
-	return d, nil
-}
-
-// logistic is a logistic regression over standardized features.
-type logistic struct {
-	features []string
-	target   string
-	mean     []float64
-	scale    []float64
-	weights  []float64
-	bias     float64
-}
-
-// trainLogistic runs full-batch gradient descent from zero weights: deterministic.
-func trainLogistic(d trainingData, steps int, learningRate float64) *logistic {
-	k := len(d.features)
-	m := &logistic{features: d.features, target: d.target, mean: make([]float64, k), scale: make([]float64, k), weights: make([]float64, k)}
-	n := float64(len(d.x))
-	for j := range k {
-		for _, row := range d.x {
-			m.mean[j] += row[j] / n
-		}
-		for _, row := range d.x {
-			m.scale[j] += (row[j] - m.mean[j]) * (row[j] - m.mean[j]) / n
-		}
-		m.scale[j] = math.Sqrt(m.scale[j])
-		if m.scale[j] == 0 {
-			m.scale[j] = 1
-		}
-	}
-	grad := make([]float64, k)
-	for range steps {
-		clear(grad)
-		gradBias := 0.0
-		for i, row := range d.x {
-			diff := m.predict(row) - d.y[i]
-			for j := range k {
-				grad[j] += diff * (row[j] - m.mean[j]) / m.scale[j]
-			}
-			gradBias += diff
-		}
-		for j := range k {
-			m.weights[j] -= learningRate * grad[j] / n
-		}
-		m.bias -= learningRate * gradBias / n
-	}
-	return m
-}
-
-func (m *logistic) predict(row []float64) float64 {
-	z := m.bias
-	for j, v := range row {
-		z += m.weights[j] * (v - m.mean[j]) / m.scale[j]
-	}
-	return 1 / (1 + math.Exp(-z))
-}
-
-// evaluate returns accuracy at 0.5, the ROC AUC and the mean log loss.
-func (m *logistic) evaluate(d trainingData) (accuracy, auc, logLoss float64) {
-	type scored struct{ p, y float64 }
-	all := make([]scored, len(d.x))
-	correct := 0
-	for i, row := range d.x {
-		p := m.predict(row)
-		all[i] = scored{p, d.y[i]}
-		if (p >= 0.5) == (d.y[i] == 1) {
-			correct++
-		}
-		p = math.Min(math.Max(p, 1e-12), 1-1e-12)
-		logLoss -= d.y[i]*math.Log(p) + (1-d.y[i])*math.Log(1-p)
-	}
-	n := float64(len(d.x))
-	// AUC is the chance a random positive outscores a random negative (ties count half).
-	sort.Slice(all, func(i, j int) bool { return all[i].p < all[j].p })
-	var pos, neg, rankSum float64
-	for i := 0; i < len(all); {
-		j := i
-		for j < len(all) && all[j].p == all[i].p {
-			j++
-		}
-		midRank := float64(i+j+1) / 2
-		for _, s := range all[i:j] {
-			if s.y == 1 {
-				pos++
-				rankSum += midRank
-			} else {
-				neg++
-			}
-		}
-		i = j
-	}
-	if pos > 0 && neg > 0 {
-		auc = (rankSum - pos*(pos+1)/2) / (pos * neg)
-	}
-	return float64(correct) / n, auc, logLoss / n
-}
-
-// artifact is the model file: everything needed to score a row, and where it came from.
-func (m *logistic) artifact(ds *ingestionv1.DatasetVersion, trainedAt time.Time) ([]byte, error) {
-	doc := map[string]any{
-		"format":   demoFormat,
-		"features": m.features,
-		"target":   m.target,
-		"mean":     m.mean,
-		"scale":    m.scale,
-		"weights":  m.weights,
-		"bias":     m.bias,
-		"dataset":  map[string]any{"name": ds.GetDataset(), "version": ds.GetVersion(), "sha256": ds.GetSha256()},
-		// Every run's artifact is new: the registry refuses a second version with the same digest.
-		"trainedAt": trainedAt.UTC().Format(time.RFC3339Nano),
-		"encoding":  map[string]any{"sex": sexCodes},
-		"trainer":   demoTrainer,
-		"producer":  "gyre demo " + version + " (" + strconv.FormatInt(ds.GetRows(), 10) + " rows)",
-	}
-	raw, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encode model: %w", err)
-	}
-	return raw, nil
 }
