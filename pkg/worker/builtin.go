@@ -3,8 +3,11 @@ package worker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gyreml/gyre/pkg/blob"
@@ -51,7 +54,7 @@ func (w *Worker) runBuiltin(ctx context.Context, job *schedulerv1.Job, dir strin
 	}
 	metrics["train_rows"], metrics["validation_rows"], metrics["holdout_rows"] = float64(len(fit)), float64(len(valid)), float64(len(holdout))
 	metrics["train_seconds"] = time.Since(t0).Seconds()
-	logs.printf("trained in %s: %v", time.Since(t0).Round(time.Millisecond), metrics)
+	logs.printf("trained in %s: %s", time.Since(t0).Round(time.Millisecond), formatMetrics(metrics))
 
 	bundle := filepath.Join(dir, "bundle")
 	err = model.Save(bundle, mdl, &model.Manifest{
@@ -134,4 +137,13 @@ func lineage(job *schedulerv1.Job, w *Worker) map[string]string {
 		"worker": w.cfg.Name, "gpus": job.GetGpuDevices(), "code_ref": job.GetCodeRef(),
 		"split": fmt.Sprintf("holdout=%g seed=%d stratify=%t", job.GetSplit().GetHoldout(), job.GetSplit().GetSeed(), job.GetSplit().GetStratify()),
 	}
+}
+
+// formatMetrics renders metrics as "name=value ..." in name order.
+func formatMetrics(m map[string]float64) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+strconv.FormatFloat(m[k], 'g', 4, 64))
+	}
+	return strings.Join(parts, " ")
 }
