@@ -19,12 +19,12 @@ type KAnonymity struct {
 	idx []int
 	// A class is known by a 128-bit hash of its values, never the values:
 	// memory stays per class, and a collision (odds about n²/2¹²⁹) merges two.
-	h1, h2     maphash.Hash
-	lenBuf     [9]byte
-	classes    map[[2]uint64]int64
-	maxClasses int
-	rows       int64
-	untracked  int64
+	seed1, seed2 maphash.Seed
+	key          []byte // the row's encoded values, reused
+	classes      map[[2]uint64]int64
+	maxClasses   int
+	rows         int64
+	untracked    int64
 }
 
 // NewKAnonymity returns a KAnonymity for rows with these columns.
@@ -33,8 +33,7 @@ func NewKAnonymity(columns []string, quasiIdentifiers []string) (*KAnonymity, er
 		return nil, errors.New("k-anonymity: no quasi-identifiers")
 	}
 	k := &KAnonymity{classes: map[[2]uint64]int64{}, maxClasses: MaxClasses}
-	k.h1.SetSeed(maphash.MakeSeed())
-	k.h2.SetSeed(maphash.MakeSeed())
+	k.seed1, k.seed2 = maphash.MakeSeed(), maphash.MakeSeed()
 	for _, qi := range quasiIdentifiers {
 		i := slices.Index(columns, qi)
 		if i < 0 {
@@ -52,26 +51,28 @@ func NewKAnonymity(columns []string, quasiIdentifiers []string) (*KAnonymity, er
 // distinct from the empty string.
 func (k *KAnonymity) Observe(values []string, null []bool) {
 	k.rows++
-	k.h1.Reset()
-	k.h2.Reset()
+	k.key = k.key[:0]
 	for _, i := range k.idx {
 		v, isNull := "", i >= len(values) || (i < len(null) && null[i])
 		if !isNull {
 			v = values[i]
 		}
 		// Length-prefixed so ("ab", "c") and ("a", "bc") differ.
-		k.lenBuf[0] = 0
+		notNull := byte(0)
 		if !isNull {
-			k.lenBuf[0] = 1
+			notNull = 1
 		}
-		binary.LittleEndian.PutUint64(k.lenBuf[1:], uint64(len(v)))
-		for _, h := range [...]*maphash.Hash{&k.h1, &k.h2} {
-			_, _ = h.Write(k.lenBuf[:])
-			_, _ = h.WriteString(v)
-		}
+		k.key = append(k.key, notNull)
+		k.key = binary.LittleEndian.AppendUint64(k.key, uint64(len(v)))
+		k.key = append(k.key, v...)
 	}
-	key := [2]uint64{k.h1.Sum64(), k.h2.Sum64()}
-	if n, ok := k.classes[key]; ok || len(k.classes) < k.maxClasses {
+	// Hashed whole: much cheaper than streaming small writes into a Hash.
+	key := [2]uint64{maphash.Bytes(k.seed1, k.key), maphash.Bytes(k.seed2, k.key)}
+	if len(k.classes) < k.maxClasses {
+		k.classes[key]++ // one map operation where two would do the same
+		return
+	}
+	if n, ok := k.classes[key]; ok {
 		k.classes[key] = n + 1
 		return
 	}

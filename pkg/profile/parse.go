@@ -1,6 +1,10 @@
 package profile
 
-import "time"
+import (
+	"math"
+	"strconv"
+	"time"
+)
 
 // ParseBool reads the spellings of a boolean a CSV is likely to hold:
 // true/false, t/f, 1/0, yes/no, y/n, in lower, Title or UPPER case.
@@ -97,4 +101,46 @@ func digits(s string) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+// pow10 holds the powers of ten a float64 holds exactly.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// parseNumber is strconv.ParseFloat refusing NaN and ±Inf (a Numeric
+// column's reading). Plain decimals of at most 15 digits, by far the most
+// common values, skip strconv: their digits and power of ten are exact
+// float64s, so one division rounds correctly, as strconv's own exact path.
+func parseNumber(s string) (float64, bool) {
+	i, neg := 0, false
+	if len(s) > 0 && (s[0] == '-' || s[0] == '+') {
+		i, neg = 1, s[0] == '-'
+	}
+	var mant uint64
+	digits, frac, dot := 0, 0, false
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			mant = mant*10 + uint64(c-'0')
+			digits++
+			if dot {
+				frac++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			digits = 99 // not a plain decimal
+		}
+		if digits > 15 {
+			break
+		}
+	}
+	if digits == 0 || digits > 15 {
+		x, err := strconv.ParseFloat(s, 64)
+		return x, err == nil && !math.IsNaN(x) && !math.IsInf(x, 0)
+	}
+	x := float64(mant) / pow10[frac]
+	if neg {
+		x = -x
+	}
+	return x, true
 }

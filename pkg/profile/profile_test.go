@@ -384,3 +384,21 @@ func TestParseTimestamp(t *testing.T) {
 		}
 	}
 }
+
+// The plain-decimal fast path must give strconv's value bit for bit.
+func TestParseNumberMatchesStrconv(t *testing.T) {
+	cases := []string{"", ".", "-", "+", "-0", "+0", "-0.00", "5.", ".5", "-.5", "1.2.3", "1e5", "NaN", "Inf", "-Inf", "0x1p-2", "1_000",
+		"123456789012345", "1234567890123456", "0.000000000000001", "-99999.99999", "9007199254740993", "1.7976931348623157e308", "1e309"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		cases = append(cases, strconv.FormatFloat(rng.NormFloat64()*math.Pow(10, float64(rng.IntN(12))), 'f', rng.IntN(8), 64))
+	}
+	for _, c := range cases {
+		want, err := strconv.ParseFloat(c, 64)
+		wantOK := err == nil && !math.IsNaN(want) && !math.IsInf(want, 0)
+		got, ok := parseNumber(c)
+		if ok != wantOK || ok && math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("parseNumber(%q) = %v, %v; strconv gives %v, %v", c, got, ok, want, err)
+		}
+	}
+}

@@ -1,10 +1,6 @@
 package profile
 
-import (
-	"fmt"
-	"math"
-	"strconv"
-)
+import "fmt"
 
 // ColumnSpec names a column and says how to read it.
 type ColumnSpec struct {
@@ -68,8 +64,8 @@ func (p *Profiler) Observe(values []string, null []bool) {
 func (c *columnState) observe(v string) {
 	switch c.spec.Kind {
 	case Numeric:
-		x, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+		x, ok := parseNumber(v)
+		if !ok {
 			c.invalid++
 			return
 		}

@@ -47,8 +47,40 @@ func (s Schema) Column(name string) (SchemaColumn, bool) {
 // IsInt reports whether v is an int value: a base-10 integer that fits
 // int64.
 func IsInt(v string) bool {
+	if sign, digits := decimalShape(v); digits > 0 && digits == len(v)-sign && digits <= 18 {
+		return true // at most 18 digits always fit int64
+	}
 	_, err := strconv.ParseInt(v, 10, 64)
 	return err == nil
+}
+
+// isFloat is ParseFloat's ok, without the parse for plain decimals.
+func isFloat(v string) bool {
+	if sign, digits := decimalShape(v); digits > 0 && digits <= 300 {
+		dot := len(v) - sign - digits
+		if dot == 0 || dot == 1 && strings.IndexByte(v, '.') >= 0 {
+			return true // [+-]digits[.digits]: in range, strconv accepts it
+		}
+	}
+	_, ok := ParseFloat(v)
+	return ok
+}
+
+// decimalShape counts a leading sign (0 or 1) and the ASCII digits of v,
+// stopping at the first byte that is neither a digit nor a '.'.
+func decimalShape(v string) (sign, digits int) {
+	if len(v) > 0 && (v[0] == '-' || v[0] == '+') {
+		sign = 1
+	}
+	for i := sign; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c != '.':
+			return sign, digits
+		}
+	}
+	return sign, digits
 }
 
 // ParseFloat parses a float value: decimal digits with an optional
@@ -100,12 +132,45 @@ func ParseTimestamp(v string) (time.Time, bool) {
 	if len(v) < len("2006-01-02") || v[4] != '-' {
 		return time.Time{}, false
 	}
+	if len(v) == len("2006-01-02") {
+		// The date-only form, read without time.Parse's layout walk: the
+		// same checks, the same result.
+		return parseDate(v)
+	}
 	for _, layout := range timestampLayouts {
 		if t, err := time.Parse(layout, v); err == nil {
 			return t, true
 		}
 	}
 	return time.Time{}, false
+}
+
+// parseDate parses "2006-01-02" as time.Parse(time.DateOnly, v) does.
+func parseDate(v string) (time.Time, bool) {
+	year, ok1 := atoiFixed(v[0:4])
+	month, ok2 := atoiFixed(v[5:7])
+	day, ok3 := atoiFixed(v[8:10])
+	if !ok1 || !ok2 || !ok3 || v[4] != '-' || v[7] != '-' || month < 1 || month > 12 || day < 1 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC)
+	if t.Day() != day { // past the month's end: normalized into the next
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// atoiFixed parses a string of ASCII digits only.
+func atoiFixed(s string) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // Accepts reports whether v is a value of type t, allowing the one widening
@@ -179,7 +244,7 @@ func (in *Inferrer) Observe(values []string, null []bool) {
 			c.maybe &^= maybeInt
 		}
 		if c.maybe&maybeFloat != 0 && c.maybe&maybeInt == 0 {
-			if _, ok := ParseFloat(v); !ok {
+			if !isFloat(v) {
 				c.maybe &^= maybeFloat
 			}
 		}

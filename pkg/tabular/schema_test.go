@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+	"time"
 )
 
 func TestInferrer(t *testing.T) {
@@ -183,5 +184,42 @@ func TestCompareSchemas(t *testing.T) {
 	}
 	if same := CompareSchemas(expected, expected); !same.Empty() || same.String() != "no change" {
 		t.Errorf("same schema: %s", same)
+	}
+}
+
+// The date-only fast path must agree with time.Parse on every date shape,
+// valid or not.
+func TestParseTimestampDateOnly(t *testing.T) {
+	cases := []string{"0000-01-01", "9999-12-31", "+024-01-01", "-024-01-01", "2024/01-01", "2024-01/01", "2024-1-011", "2024-01-1x"}
+	for _, y := range []int{1900, 1999, 2000, 2023, 2024} {
+		for m := 0; m <= 13; m++ {
+			for d := 0; d <= 32; d++ {
+				cases = append(cases, fmt.Sprintf("%04d-%02d-%02d", y, m, d))
+			}
+		}
+	}
+	for _, c := range cases {
+		want, err := time.Parse(time.DateOnly, c)
+		got, ok := ParseTimestamp(c)
+		if ok != (err == nil) || got != want {
+			t.Errorf("ParseTimestamp(%q) = %v, %v; time.Parse gives %v, %v", c, got, ok, want, err)
+		}
+	}
+}
+
+// The plain-decimal fast paths must agree with strconv on every shape.
+func TestNumberFastPaths(t *testing.T) {
+	cases := []string{"", "+", "-", ".", "+.", "-.", "0", "-0", "+0", "5.", ".5", "-.5", "1.2.3", "1..2", "1e5", "1.5e", "1.e", "1x", "x1", "0x1p-2", "0X10",
+		"--5", "+-5", "1_000", "NaN", "Inf", "-Inf", "inf", " 1", "1 ", "123456789012345678", "1234567890123456789", "9223372036854775807",
+		"9223372036854775808", "-9223372036854775808", "-9223372036854775809", "00000000000000000000001", "1.7976931348623157e308", "1e309"}
+	for _, c := range cases {
+		_, err := strconv.ParseInt(c, 10, 64)
+		if got := IsInt(c); got != (err == nil) {
+			t.Errorf("IsInt(%q) = %v, strconv says %v", c, got, err)
+		}
+		_, ok := ParseFloat(c)
+		if got := isFloat(c); got != ok {
+			t.Errorf("isFloat(%q) = %v, ParseFloat says %v", c, got, ok)
+		}
 	}
 }

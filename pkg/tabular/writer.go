@@ -61,7 +61,7 @@ func (cw *CSVWriter) field(v string, comma, forceQuote bool) {
 	if comma {
 		cw.w.WriteByte(',')
 	}
-	if !forceQuote && !strings.ContainsAny(v, ",\"\r\n") {
+	if !forceQuote && !needsQuote(v) {
 		cw.w.WriteString(v)
 		return
 	}
@@ -77,6 +77,20 @@ func (cw *CSVWriter) field(v string, comma, forceQuote bool) {
 	}
 	cw.w.WriteString(v)
 	cw.w.WriteByte('"')
+}
+
+// quoteByte marks the bytes that make a field need quotes.
+var quoteByte = [256]bool{',': true, '"': true, '\r': true, '\n': true}
+
+// needsQuote is strings.ContainsAny(v, ",\"\r\n") without its per-call set
+// building: this runs for every field written.
+func needsQuote(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if quoteByte[v[i]] {
+			return true
+		}
+	}
+	return false
 }
 
 // Flush writes what is buffered to the underlying writer.
