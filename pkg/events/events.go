@@ -61,6 +61,10 @@ const tracerName = "gyre/events"
 const notifyPrefix = "gyre_outbox_"
 
 // EnsureStream creates the GYRE stream or updates it to this configuration.
+// StreamMaxAge is how long the stream keeps an event: a consumer down for
+// longer misses what is older (the outbox still holds it, for Retention).
+const StreamMaxAge = 30 * 24 * time.Hour
+
 func EnsureStream(ctx context.Context, js jetstream.JetStream) error {
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
@@ -69,6 +73,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream) error {
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Duplicates:  DuplicateWindow,
+		MaxAge:      StreamMaxAge,
 	})
 	if err != nil {
 		return fmt.Errorf("ensure stream %s: %w", StreamName, err)

@@ -34,12 +34,60 @@ type Relay struct {
 	BatchSize int
 	// PollInterval is the safety poll for a missed notification; default 10s.
 	PollInterval time.Duration
+	// Retention is how long published outbox rows and handled-event records
+	// are kept; default DefaultRetention. Handled records must outlive any
+	// redelivery, which the stream's MaxAge bounds.
+	Retention time.Duration
+}
+
+// DefaultRetention keeps a service's own event history for as long as the
+// stream keeps the events.
+const DefaultRetention = StreamMaxAge
+
+// pruneEvery is how often the relay prunes the outbox.
+const pruneEvery = time.Hour
+
+// Prune deletes published outbox rows and handled-event records older than
+// the retention, so the tables stay the size of the retention window.
+func (r *Relay) Prune(ctx context.Context) (int64, error) {
+	keep := r.Retention
+	if keep <= 0 {
+		keep = DefaultRetention
+	}
+	cutoff := time.Now().Add(-keep)
+	a, err := r.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < $1`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("prune outbox: %w", err)
+	}
+	b, err := r.Pool.Exec(ctx, `DELETE FROM handled_events WHERE handled_at < $1`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("prune handled events: %w", err)
+	}
+	return a.RowsAffected() + b.RowsAffected(), nil
+}
+
+func (r *Relay) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := r.Prune(ctx); err != nil && ctx.Err() == nil {
+			r.logger().Warn("prune failed", "err", err)
+		} else if n > 0 {
+			r.logger().Info("outbox pruned", "rows", n)
+		}
+	}
 }
 
 // Run publishes pending events, then waits for Enqueue's notification (or the
 // safety poll) and publishes again, until ctx is done; it then returns nil.
 // Failures (Postgres or NATS unavailable) are logged and retried with backoff.
 func (r *Relay) Run(ctx context.Context) error {
+	go r.pruneLoop(ctx)
 	delay := time.Second
 	for {
 		start := time.Now()
