@@ -12,12 +12,15 @@ if [ "$(id -u)" = 0 ]; then
 fi
 case "${1:-}" in
   start)
-    if [ ! -f "$dir/data/PG_VERSION" ]; then
-      rm -rf "$dir"; mkdir -p "$dir"
-      [ ${#runas[@]} -gt 0 ] && chown "$user" "$dir"
-      "${runas[@]}" "$bin/initdb" -D "$dir/data" -U gyre --auth=trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
-        || { cat "$dir/initdb.log" >&2; exit 1; }
+    # A fresh cluster every run: nothing left by an earlier run (a server
+    # still up, a stale pid file) can get in the way.
+    if [ -f "$dir/data/PG_VERSION" ]; then
+      "${runas[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
     fi
+    rm -rf "$dir"; mkdir -p "$dir"
+    [ ${#runas[@]} -gt 0 ] && chown "$user" "$dir"
+    "${runas[@]}" "$bin/initdb" -D "$dir/data" -U gyre --auth=trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; exit 1; }
     "${runas[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start \
       -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >/dev/null \
       || { tail -n 30 "$dir/postgres.log" >&2; exit 1; }
