@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -11,8 +10,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"buf.build/go/protovalidate"
 )
 
 // ErrorBody is the JSON every REST error has, whichever service raised it.
@@ -86,8 +83,4 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 	default:
 		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
 	}
-}
-
-func asValidationError(err error, target **protovalidate.ValidationError) bool {
-	return errors.As(err, target)
 }

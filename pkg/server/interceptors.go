@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -150,7 +151,7 @@ func (ic *interceptors) validate(req any) error {
 		return nil
 	}
 	var verr *protovalidate.ValidationError
-	if !asValidationError(err, &verr) {
+	if !errors.As(err, &verr) {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	st := status.New(codes.InvalidArgument, verr.Error())
