@@ -26,12 +26,14 @@ import (
 	"github.com/gyreml/gyre/pkg/blob"
 	"github.com/gyreml/gyre/pkg/config"
 	"github.com/gyreml/gyre/pkg/events"
+	evaluatorv1 "github.com/gyreml/gyre/pkg/pb/gyre/evaluator/v1"
 	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 	schedulerv1 "github.com/gyreml/gyre/pkg/pb/gyre/scheduler/v1"
 	"github.com/gyreml/gyre/pkg/pg"
 	"github.com/gyreml/gyre/pkg/server"
 	"github.com/gyreml/gyre/pkg/telemetry"
+	"github.com/gyreml/gyre/services/evaluator"
 	"github.com/gyreml/gyre/services/ingestion"
 	"github.com/gyreml/gyre/services/registry"
 	"github.com/gyreml/gyre/services/scheduler"
@@ -47,6 +49,7 @@ const (
 	Registry  = "registry"
 	Ingestion = "ingestion"
 	Scheduler = "scheduler"
+	Evaluator = "evaluator"
 	All       = "all"
 )
 
@@ -78,7 +81,8 @@ func New(cfg config.Config, log *slog.Logger) (*Process, error) {
 		{Name: Registry, Deps: []string{Server, Postgres, NATS}, Init: p.initRegistry},
 		{Name: Ingestion, Deps: []string{Server, Postgres, NATS, S3}, Init: p.initIngestion},
 		{Name: Scheduler, Deps: []string{Server, Postgres, NATS}, Init: p.initScheduler},
-		{Name: All, Deps: []string{Registry, Ingestion, Scheduler}, Init: noService},
+		{Name: Evaluator, Deps: []string{Server, Postgres, NATS, S3}, Init: p.initEvaluator},
+		{Name: All, Deps: []string{Registry, Ingestion, Scheduler, Evaluator}, Init: noService},
 	}
 	m, err := app.NewManager(log, mods...)
 	if err != nil {
@@ -286,6 +290,31 @@ func (p *Process) registryClient() (registryv1.RegistryServiceClient, error) {
 		return nil, err
 	}
 	return registryv1.NewRegistryServiceClient(conn), nil
+}
+
+func (p *Process) initEvaluator(ctx context.Context) (app.Service, error) {
+	reg, err := p.registryClient()
+	if err != nil {
+		return nil, err
+	}
+	ingConn, err := p.serviceConn(Ingestion, p.Config.Services.Ingestion)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := p.servicePool(ctx, evaluator.Schema)
+	if err != nil {
+		return nil, err
+	}
+	svc := evaluator.New(pool, p.Blobs, reg, ingestionv1.NewIngestionServiceClient(ingConn), p.Config.Ingestion.SpoolDir, p.Log.With("service", Evaluator))
+	evaluatorv1.RegisterEvaluatorServiceServer(p.Server.GRPC, svc)
+	if err := evaluatorv1.RegisterEvaluatorServiceHandler(ctx, p.Server.Gateway, p.Server.Conn); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	p.Server.SetServing(evaluatorv1.EvaluatorService_ServiceDesc.ServiceName)
+	loop := p.newEventLoop(pool, &events.Consumer{Name: "evaluator", Subjects: evaluator.ConsumedSubjects, Handler: svc.HandleEvent})
+	loop.runners = append(loop.runners, svc.Run)
+	return loop, nil
 }
 
 func (p *Process) initScheduler(ctx context.Context) (app.Service, error) {

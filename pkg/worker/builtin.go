@@ -91,13 +91,12 @@ func (w *Worker) loadTable(ctx context.Context, job *schedulerv1.Job, logs *logS
 // holdout from the same spec), then sets validShare of the rest aside.
 func splitRows(t *table.Table, job *schedulerv1.Job) (fit, valid, holdout []int, err error) {
 	sp := job.GetSplit()
-	stratify := sp.GetStratify() && isCategorical(t, job.GetTarget())
-	train, holdout, err := table.Split(t, table.SplitSpec{Holdout: sp.GetHoldout(), Seed: sp.GetSeed(), Stratify: stratify, Target: job.GetTarget()})
+	train, holdout, err := table.TrainHoldout(t, job.GetTarget(), sp.GetHoldout(), sp.GetSeed(), sp.GetStratify())
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("split: %w", err)
 	}
 	sub := t.Select(train)
-	f, v, err := table.Split(sub, table.SplitSpec{Holdout: validShare, Seed: sp.GetSeed() + 1, Stratify: stratify, Target: job.GetTarget()})
+	f, v, err := table.TrainHoldout(sub, job.GetTarget(), validShare, sp.GetSeed()+1, sp.GetStratify())
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("split validation: %w", err)
 	}
@@ -108,11 +107,6 @@ func splitRows(t *table.Table, job *schedulerv1.Job) (fit, valid, holdout []int,
 		valid = append(valid, train[i])
 	}
 	return fit, valid, holdout, nil
-}
-
-func isCategorical(t *table.Table, name string) bool {
-	c, ok := t.Column(name)
-	return ok && c.Kind == model.Categorical
 }
 
 // featureInputs are every column but the target.

@@ -1,9 +1,4 @@
 package worker
 
-// The built-in trainers register themselves by name ("builtin/logistic" ...).
-import (
-	_ "github.com/gyreml/gyre/pkg/model/gbdt"
-	_ "github.com/gyreml/gyre/pkg/model/lightgbm"
-	_ "github.com/gyreml/gyre/pkg/model/linear"
-	_ "github.com/gyreml/gyre/pkg/model/xgboost"
-)
+// The built-in trainers and the formats register themselves by name.
+import _ "github.com/gyreml/gyre/pkg/model/formats"

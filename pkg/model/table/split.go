@@ -139,3 +139,13 @@ func mix(z uint64) uint64 {
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
 }
+
+// TrainHoldout is the split a pipeline's training makes and its evaluation
+// rebuilds: stratified by the target only when the target is categorical
+// (a numeric target has no classes to balance).
+func TrainHoldout(t *Table, target string, holdout float64, seed uint64, stratify bool) (train, held []int, err error) {
+	if c, ok := t.Column(target); !ok || c.Kind != model.Categorical {
+		stratify = false
+	}
+	return Split(t, SplitSpec{Holdout: holdout, Seed: seed, Stratify: stratify, Target: target})
+}

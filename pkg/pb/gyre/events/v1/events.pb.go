@@ -852,6 +852,91 @@ func (x *MonitorAlertFired) GetThreshold() float64 {
 	return 0
 }
 
+// gyre.evaluation.completed
+type EvaluationCompleted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Evaluation    string                 `protobuf:"bytes,1,opt,name=evaluation,proto3" json:"evaluation,omitempty"`
+	Model         string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	Version       int64                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Passed        bool                   `protobuf:"varint,4,opt,name=passed,proto3" json:"passed,omitempty"`
+	Reasons       []string               `protobuf:"bytes,5,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	ReportSha256  string                 `protobuf:"bytes,6,opt,name=report_sha256,json=reportSha256,proto3" json:"report_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvaluationCompleted) Reset() {
+	*x = EvaluationCompleted{}
+	mi := &file_gyre_events_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvaluationCompleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvaluationCompleted) ProtoMessage() {}
+
+func (x *EvaluationCompleted) ProtoReflect() protoreflect.Message {
+	mi := &file_gyre_events_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvaluationCompleted.ProtoReflect.Descriptor instead.
+func (*EvaluationCompleted) Descriptor() ([]byte, []int) {
+	return file_gyre_events_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *EvaluationCompleted) GetEvaluation() string {
+	if x != nil {
+		return x.Evaluation
+	}
+	return ""
+}
+
+func (x *EvaluationCompleted) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *EvaluationCompleted) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *EvaluationCompleted) GetPassed() bool {
+	if x != nil {
+		return x.Passed
+	}
+	return false
+}
+
+func (x *EvaluationCompleted) GetReasons() []string {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *EvaluationCompleted) GetReportSha256() string {
+	if x != nil {
+		return x.ReportSha256
+	}
+	return ""
+}
+
 var File_gyre_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_gyre_events_v1_events_proto_rawDesc = "" +
@@ -932,7 +1017,16 @@ const file_gyre_events_v1_events_proto_rawDesc = "" +
 	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04rule\x18\x06 \x01(\tR\x04rule\x12\x14\n" +
 	"\x05value\x18\a \x01(\x01R\x05value\x12\x1c\n" +
-	"\tthreshold\x18\b \x01(\x01R\tthresholdB7Z5github.com/gyreml/gyre/pkg/pb/gyre/events/v1;eventsv1b\x06proto3"
+	"\tthreshold\x18\b \x01(\x01R\tthreshold\"\xbc\x01\n" +
+	"\x13EvaluationCompleted\x12\x1e\n" +
+	"\n" +
+	"evaluation\x18\x01 \x01(\tR\n" +
+	"evaluation\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12\x16\n" +
+	"\x06passed\x18\x04 \x01(\bR\x06passed\x12\x18\n" +
+	"\areasons\x18\x05 \x03(\tR\areasons\x12#\n" +
+	"\rreport_sha256\x18\x06 \x01(\tR\freportSha256B7Z5github.com/gyreml/gyre/pkg/pb/gyre/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gyre_events_v1_events_proto_rawDescOnce sync.Once
@@ -946,7 +1040,7 @@ func file_gyre_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_gyre_events_v1_events_proto_rawDescData
 }
 
-var file_gyre_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_gyre_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_gyre_events_v1_events_proto_goTypes = []any{
 	(*ModelCreated)(nil),            // 0: gyre.events.v1.ModelCreated
 	(*ModelVersionRegistered)(nil),  // 1: gyre.events.v1.ModelVersionRegistered
@@ -957,15 +1051,16 @@ var file_gyre_events_v1_events_proto_goTypes = []any{
 	(*DatasetVersionRejected)(nil),  // 6: gyre.events.v1.DatasetVersionRejected
 	(*TrainingJobChanged)(nil),      // 7: gyre.events.v1.TrainingJobChanged
 	(*MonitorAlertFired)(nil),       // 8: gyre.events.v1.MonitorAlertFired
-	(*timestamppb.Timestamp)(nil),   // 9: google.protobuf.Timestamp
+	(*EvaluationCompleted)(nil),     // 9: gyre.events.v1.EvaluationCompleted
+	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
 }
 var file_gyre_events_v1_events_proto_depIdxs = []int32{
-	9, // 0: gyre.events.v1.ModelAliasChanged.change_time:type_name -> google.protobuf.Timestamp
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	10, // 0: gyre.events.v1.ModelAliasChanged.change_time:type_name -> google.protobuf.Timestamp
+	1,  // [1:1] is the sub-list for method output_type
+	1,  // [1:1] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_gyre_events_v1_events_proto_init() }
@@ -979,7 +1074,7 @@ func file_gyre_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gyre_events_v1_events_proto_rawDesc), len(file_gyre_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
