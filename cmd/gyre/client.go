@@ -55,7 +55,10 @@ func addClientCommands(root *cobra.Command) {
 		newTrainCmd(o),
 		newLogsCmd(o),
 		newCancelCmd(o),
+		newEvaluateCmd(o),
+		newReportCmd(o),
 	)
+	addDescribeEvaluation(root, o)
 }
 
 // serverURL accepts "host:port" as well as a full URL.

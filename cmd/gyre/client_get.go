@@ -92,6 +92,7 @@ func newGetCmd(o *clientOptions) *cobra.Command {
 		newGetJobsCmd(o),
 		newGetJobCmd(o),
 		newGetWorkersCmd(o),
+		newGetEvaluationsCmd(o),
 	)
 	return get
 }
