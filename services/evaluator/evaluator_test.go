@@ -111,3 +111,54 @@ func TestAGateNamingAnUnknownValueFailsTheVersion(t *testing.T) {
 		t.Fatalf("version 1: %v %q", mv.GetStatus(), mv.GetStatusReason())
 	}
 }
+
+func TestBadInputFailsWithAClearReason(t *testing.T) {
+	env, reg, ev := start(t, `["metrics.auc >= 0.5"]`)
+	mv := waitVersion(t, reg, 1)
+	if mv.GetStatus() != registryv1.VersionStatus_VERSION_STATUS_PASSED {
+		t.Fatalf("version 1: %v %q", mv.GetStatus(), mv.GetStatusReason())
+	}
+	ctx := context.Background()
+
+	// A sensitive attribute the data does not have.
+	if _, err := reg.ApplyPipeline(ctx, &registryv1.ApplyPipelineRequest{Manifest: `apiVersion: gyre.dev/v1
+kind: Pipeline
+metadata: {name: churn}
+spec:
+  dataset: customers
+  training: {target: churned, trainer: builtin/gbdt, params: {trees: 30, maxDepth: 3}}
+  retraining: {on: []}
+  evaluation: {sensitiveAttributes: [sex], gates: ["metrics.auc >= 0.5"]}
+`}); err != nil {
+		t.Fatal(err)
+	}
+	// A version trained by pipeline version 2 reuses version 1's bundle.
+	v2, err := reg.CreateModelVersion(ctx, &registryv1.CreateModelVersionRequest{Model: "churn", ArtifactUri: mv.GetArtifactUri(),
+		ArtifactSha256: mv.GetArtifactSha256(), SizeBytes: mv.GetSizeBytes(), Format: mv.GetFormat(),
+		Lineage: &registryv1.VersionLineage{Dataset: "customers", DatasetVersion: 1, Pipeline: "churn", PipelineVersion: 2, TrainingJob: "manual-2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitVersion(t, reg, v2.GetVersion())
+	if got.GetStatus() != registryv1.VersionStatus_VERSION_STATUS_FAILED || !strings.Contains(got.GetStatusReason(), `sensitive attribute "sex" is not a column`) {
+		t.Fatalf("missing attribute: %v %q", got.GetStatus(), got.GetStatusReason())
+	}
+
+	// A bundle whose bytes no longer match the registered digest.
+
+	tampered := "models/churn/tampered.tar.gz"
+	if _, err := env.Process.Blobs.Put(ctx, tampered, strings.NewReader("not the bundle"), -1, "application/gzip"); err != nil {
+		t.Fatal(err)
+	}
+	v3, err := reg.CreateModelVersion(ctx, &registryv1.CreateModelVersionRequest{Model: "churn", ArtifactUri: env.Process.Blobs.URI(tampered),
+		ArtifactSha256: mv.GetArtifactSha256(), Format: mv.GetFormat(),
+		Lineage: &registryv1.VersionLineage{Dataset: "customers", DatasetVersion: 1, Pipeline: "churn", PipelineVersion: 1, TrainingJob: "manual-3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = waitVersion(t, reg, v3.GetVersion())
+	if got.GetStatus() != registryv1.VersionStatus_VERSION_STATUS_FAILED || !strings.Contains(got.GetStatusReason(), "sha256 mismatch") {
+		t.Fatalf("tampered bundle: %v %q", got.GetStatus(), got.GetStatusReason())
+	}
+	_ = ev
+}

@@ -164,6 +164,9 @@ func (s *Service) evaluate(ctx context.Context, modelName string, version int64)
 	}
 	page.Latency = lat
 	in["latency"] = lat.Values()
+	in["latency"]["bundle_size_bytes"] = float64(mv.GetSizeBytes())
+	out.metrics["bundle_size_bytes"] = float64(mv.GetSizeBytes())
+	out.metrics["latency_p99_ms"] = lat.P99Ms
 
 	if champ, err := s.champion(ctx, modelName, version, t, holdout, tr.Target, sc); err != nil {
 		return nil, err
