@@ -30,6 +30,7 @@ metadata: {name: churn}
 spec:
   dataset: customers
   training: {target: churned, trainer: builtin/gbdt, params: {trees: 30, maxDepth: 3}}
+  retraining: {on: [new_data], cooldown: 1s}
   evaluation:
     sensitiveAttributes: [plan]
     minGroupSize: 20
@@ -161,4 +162,42 @@ spec:
 		t.Fatalf("tampered bundle: %v %q", got.GetStatus(), got.GetStatusReason())
 	}
 	_ = ev
+}
+
+func TestAChallengerIsComparedWithTheProductionChampion(t *testing.T) {
+	env, reg, ev := start(t, `["metrics.auc >= champion.metrics.auc - 0.2"]`)
+	ctx := context.Background()
+	waitVersion(t, reg, 1)
+	if _, err := reg.SetAlias(ctx, &registryv1.SetAliasRequest{Model: "churn", Alias: "production", Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// New data: the scheduler retrains, and version 2 meets the champion.
+	var b strings.Builder
+	b.WriteString("tenure,spend,plan,churned\n")
+	for i := range 700 {
+		fmt.Fprintf(&b, "%d,%d,%s,%d\n", i%60, (i*41)%100, []string{"basic", "pro"}[i%2], map[bool]int{true: 1}[i%60 < 25])
+	}
+	req, _ := http.NewRequest("PUT", env.BaseURL+"/v1/datasets/customers/versions:upload", strings.NewReader(b.String()))
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("push: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	mv := waitVersion(t, reg, 2)
+	if mv.GetStatus() != registryv1.VersionStatus_VERSION_STATUS_PASSED {
+		t.Fatalf("version 2: %v %q", mv.GetStatus(), mv.GetStatusReason())
+	}
+	list, err := ev.ListEvaluations(ctx, &evaluatorv1.ListEvaluationsRequest{Model: "churn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := list.GetEvaluations()[0] // newest first
+	if e.GetVersion() != 2 || e.GetChampionVersion() != 1 || e.GetGates()[0].GetSkipped() || e.GetGates()[0].GetValues()["champion.metrics.auc"] == "" {
+		t.Fatalf("evaluation of version 2 = %v", e)
+	}
+	rep, err := ev.GetEvaluationReport(ctx, &evaluatorv1.GetEvaluationReportRequest{Evaluation: e.GetId()})
+	if err != nil || !strings.Contains(rep.GetHtml(), "champion") {
+		t.Fatalf("report: %v", err)
+	}
 }
