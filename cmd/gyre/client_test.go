@@ -89,15 +89,31 @@ func TestDemoStartsItsOwnGyreDevWhenNoServerAnswers(t *testing.T) {
 		"3) Train a model version on a worker", `builtin/logistic with params {"maxIter":3} on demo-credit-applications@1`,
 		"on worker dev-worker-1", "registered demo-credit-risk version 1",
 		"lineage: dataset demo-credit-applications@1 (sha256 fde5446a57e5) -> pipeline demo-credit-risk@1 -> training job ",
-		"4) Retrain with other parameters", "applied the pipeline with other training params: version 2 created",
+		"4) Evaluate version 1 against the pipeline's gates", "waiting for demo-credit-risk version 1's verdict",
+		": PASSED in ", "on 88 holdout rows of demo-credit-applications@1", "no champion yet (production points to no version)",
+		"metrics.auc >= champion.metrics.auc - 0.05          skipped", "key metrics: auc 0.", "p99 latency ",
+		"production of demo-credit-risk -> version 1 (new alias)",
+		"5) Retrain with other parameters", "applied the pipeline with other training params: version 2 created",
 		`builtin/logistic with params {"l2":0.1,"maxIter":100}`, "registered demo-credit-risk version 2",
-		"5) Move aliases", "staging of demo-credit-risk -> version 2 (was 1)",
-		"6) Lineage of the production version", "dataset:demo-credit-applications@1 (trained)",
-		"7) Check the audit log", "audit log intact",
+		"6) Evaluate version 2 against the production champion", "compared with the champion: production version 1",
+		"staging of demo-credit-risk -> version 2 (was 1)",
+		"7) Lineage of the production version", "dataset:demo-credit-applications@1 (trained)",
+		"8) Check the audit log", "audit log intact",
+		"of demo-credit-risk@1: passed, gates 3/3 passed, 1 skipped, no champion",
+		"of demo-credit-risk@2: passed, gates 4/4 passed, against champion version 1",
 		"Done.", "Stopping the demo's gyre dev",
 	} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, pattern := range []string{
+		`(?m)^   fairness\.sex\.demographic_parity_difference <= 0\.20\s+pass\s+fairness\.sex\.demographic_parity_difference=0\.\d+$`,
+		`(?m)^   metrics\.auc >= champion\.metrics\.auc - 0\.05\s+pass\s+champion\.metrics\.auc=0\.\d+, metrics\.auc=0\.\d+$`,
+		`gyre report evaluation [0-9a-f-]{36} > report\.html`,
+	} {
+		if !regexp.MustCompile(pattern).MatchString(out) {
+			t.Fatalf("demo output does not match %s:\n%s", pattern, out)
 		}
 	}
 	url := regexp.MustCompile(`gyre dev is ready at (http://\S+)`).FindStringSubmatch(out)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gyreml/gyre/pkg/client"
+	evaluatorv1 "github.com/gyreml/gyre/pkg/pb/gyre/evaluator/v1"
 	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 	schedulerv1 "github.com/gyreml/gyre/pkg/pb/gyre/scheduler/v1"
@@ -49,19 +51,21 @@ const (
 var demoRetrainParams = map[string]any{"maxIter": 100, "l2": 0.1}
 
 func newDemoCmd(o *clientOptions) *cobra.Command {
-	var startTimeout, jobTimeout time.Duration
+	var startTimeout, jobTimeout, evaluationTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Play the Gyre loop against a running server (or a private `gyre dev` it starts)",
 		Long: "The demo applies a pipeline, pushes a clean dataset (validated) and one with personal data\n" +
-			"(rejected), trains a model version on a worker from the clean one, retrains it under a new\n" +
-			"pipeline version with other parameters, moves the staging and production aliases, shows the\n" +
-			"lineage and checks the audit log. When nothing answers on --server it starts `gyre dev` (with\n" +
-			"its worker) in a temporary state directory and stops it at the end.",
+			"(rejected), trains a model version on a worker from the clean one, waits for its evaluation\n" +
+			"against the pipeline's gates and promotes it to staging and production, retrains it under a\n" +
+			"new pipeline version with other parameters, waits for the retrained version's evaluation\n" +
+			"against the production champion and moves it to staging, shows the lineage and checks the\n" +
+			"audit log. When nothing answers on --server it starts `gyre dev` (with its worker and\n" +
+			"evaluator) in a temporary state directory and stops it at the end.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
-			d := &demo{out: out, c: o.client(), server: o.serverURL(), jobTimeout: jobTimeout}
+			d := &demo{out: out, c: o.client(), server: o.serverURL(), jobTimeout: jobTimeout, evaluationTimeout: evaluationTimeout}
 			ctx := cmd.Context()
 			if err := d.connect(ctx, startTimeout); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "demo could not reach a Gyre server:")
@@ -85,26 +89,30 @@ func newDemoCmd(o *clientOptions) *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&startTimeout, "start-timeout", 2*time.Minute, "how long to wait for a `gyre dev` the demo starts")
 	cmd.Flags().DurationVar(&jobTimeout, "job-timeout", 5*time.Minute, "how long to wait for each training job to end")
+	cmd.Flags().DurationVar(&evaluationTimeout, "evaluation-timeout", 2*time.Minute, "how long to wait for each model version's evaluation")
 	return cmd
 }
 
 // demo holds what the stages share and what the summary reports.
 type demo struct {
-	out        io.Writer
-	c          *client.Client
-	server     string
-	dev        *devChild
-	jobTimeout time.Duration
+	out               io.Writer
+	c                 *client.Client
+	server            string
+	dev               *devChild
+	jobTimeout        time.Duration
+	evaluationTimeout time.Duration
 
-	pipeline  *registryv1.Pipeline // the version the next job trains under
-	created   bool
-	dataset   *ingestionv1.DatasetVersion // the validated version the models train on
-	rejected  *ingestionv1.UploadVersionResponse
-	first     *registryv1.ModelVersion
-	second    *registryv1.ModelVersion
-	firstJob  *schedulerv1.Job
-	secondJob *schedulerv1.Job
-	audit     *registryv1.VerifyAuditResponse
+	pipeline   *registryv1.Pipeline // the version the next job trains under
+	created    bool
+	dataset    *ingestionv1.DatasetVersion // the validated version the models train on
+	rejected   *ingestionv1.UploadVersionResponse
+	first      *registryv1.ModelVersion
+	second     *registryv1.ModelVersion
+	firstJob   *schedulerv1.Job
+	secondJob  *schedulerv1.Job
+	firstEval  *evaluatorv1.Evaluation
+	secondEval *evaluatorv1.Evaluation
+	audit      *registryv1.VerifyAuditResponse
 }
 
 type stageError struct {
@@ -162,8 +170,9 @@ func (d *demo) play(ctx context.Context) error {
 		{"Apply the pipeline", d.applyPipeline},
 		{"Push the training data: a clean file, then one with personal data", d.pushData},
 		{"Train a model version on a worker", d.trainFirst},
+		{"Evaluate version 1 against the pipeline's gates, then promote it to staging and production", d.evaluateFirst},
 		{"Retrain with other parameters, under a new pipeline version", d.trainSecond},
-		{"Move aliases: staging, production, then the retrained version to staging", d.moveAliases},
+		{"Evaluate version 2 against the production champion, then move it to staging", d.evaluateSecond},
 		{"Lineage of the production version", d.lineage},
 		{"Check the audit log", d.checkAudit},
 	}
@@ -371,25 +380,28 @@ func (d *demo) train(ctx context.Context) (*registryv1.ModelVersion, *schedulerv
 	return v, ended, nil
 }
 
-func (d *demo) moveAliases(ctx context.Context) error {
+func (d *demo) evaluateFirst(ctx context.Context) error {
+	e, err := d.evaluation(ctx, d.first)
+	if err != nil {
+		return err
+	}
+	d.firstEval = e
+	if err := d.moveAlias(ctx, "staging", d.first, "demo: first candidate passed its evaluation"); err != nil {
+		return err
+	}
+	return d.moveAlias(ctx, "production", d.first, "demo: staging looked good")
+}
+
+func (d *demo) evaluateSecond(ctx context.Context) error {
+	e, err := d.evaluation(ctx, d.second)
+	if err != nil {
+		return err
+	}
+	d.secondEval = e
+	if err := d.moveAlias(ctx, "staging", d.second, "demo: retrained candidate passed its evaluation"); err != nil {
+		return err
+	}
 	model := d.pipeline.GetModel()
-	move := func(alias string, v *registryv1.ModelVersion, reason string) error {
-		a, err := d.c.SetAlias(ctx, &registryv1.SetAliasRequest{Model: model, Alias: alias, Version: v.GetVersion(), Reason: reason})
-		if err != nil {
-			return err
-		}
-		d.say("%s  (%s)", describeAliasMove(a, a.GetPreviousVersion()), reason)
-		return nil
-	}
-	if err := move("staging", d.first, "demo: first candidate to staging"); err != nil {
-		return err
-	}
-	if err := move("production", d.first, "demo: staging looked good"); err != nil {
-		return err
-	}
-	if err := move("staging", d.second, "demo: retrained candidate"); err != nil {
-		return err
-	}
 	changes, err := d.c.AllAliasHistory(ctx, &registryv1.ListAliasHistoryRequest{Model: model, PageSize: 1000})
 	if err != nil {
 		return err
@@ -402,6 +414,112 @@ func (d *demo) moveAliases(ctx context.Context) error {
 	}
 	d.indented(func(w io.Writer) { printAliasHistory(w, changes) })
 	return nil
+}
+
+func (d *demo) moveAlias(ctx context.Context, alias string, v *registryv1.ModelVersion, reason string) error {
+	a, err := d.c.SetAlias(ctx, &registryv1.SetAliasRequest{Model: v.GetModel(), Alias: alias, Version: v.GetVersion(), Reason: reason})
+	if err != nil {
+		return err
+	}
+	d.say("%s  (%s)", describeAliasMove(a, a.GetPreviousVersion()), reason)
+	return nil
+}
+
+// evaluation waits for the evaluation the evaluator starts on its own when
+// a version is registered, prints it, and fails unless it passed.
+func (d *demo) evaluation(ctx context.Context, v *registryv1.ModelVersion) (*evaluatorv1.Evaluation, error) {
+	d.say("every registered version is evaluated on its training holdout; waiting for %s version %d's verdict...", v.GetModel(), v.GetVersion())
+	waitCtx, cancel := context.WithTimeout(ctx, d.evaluationTimeout)
+	defer cancel()
+	e, err := d.waitEvaluation(waitCtx, v)
+	if err != nil {
+		if waitCtx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("%s version %d had no verdict within %s (is the evaluator running? gyre get evaluations --model %s): %w",
+				v.GetModel(), v.GetVersion(), d.evaluationTimeout, v.GetModel(), err)
+		}
+		return nil, err
+	}
+	d.say("evaluation %s: %s in %s, on %d holdout rows of %s", e.GetId(), strings.ToUpper(evaluationState(e)),
+		formatDuration(evaluationDuration(e)), e.GetHoldoutRows(), orDash(datasetRef(e)))
+	if e.GetChampionVersion() > 0 {
+		d.say("compared with the champion: production version %d, scored on the same rows", e.GetChampionVersion())
+	} else {
+		d.say("no champion yet (production points to no version): the gates on champion.* are skipped")
+	}
+	d.indented(func(w io.Writer) { printDemoGates(w, e.GetGates()) })
+	d.say("%s", demoKeyMetrics(e))
+	d.say("the full report (metrics, fairness by group, importance, latency, champion): gyre report evaluation %s > report.html", e.GetId())
+	if e.GetState() != evaluatorv1.EvaluationState_EVALUATION_STATE_PASSED {
+		return nil, fmt.Errorf("evaluation %s of %s@%d failed: %s", e.GetId(), e.GetModel(), e.GetVersion(), strings.Join(e.GetReasons(), "; "))
+	}
+	return e, nil
+}
+
+// waitEvaluation finds the version's newest evaluation and polls it until it has a verdict.
+func (d *demo) waitEvaluation(ctx context.Context, v *registryv1.ModelVersion) (*evaluatorv1.Evaluation, error) {
+	tick := time.NewTicker(evaluationPoll)
+	defer tick.Stop()
+	for {
+		resp, err := d.c.ListEvaluations(ctx, &evaluatorv1.ListEvaluationsRequest{Model: v.GetModel(), PageSize: 50})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range resp.GetEvaluations() {
+			if e.GetVersion() == v.GetVersion() {
+				return waitEvaluation(ctx, d.c, e, func(*evaluatorv1.Evaluation) {})
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no evaluation of %s@%d yet: %w", v.GetModel(), v.GetVersion(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// printDemoGates is printGates with values rounded, and a reason only where the value does not say it.
+func printDemoGates(w io.Writer, gates []*evaluatorv1.GateResult) {
+	row(w, "GATE", "RESULT", "VALUES READ")
+	for _, g := range gates {
+		values := make(map[string]string, len(g.GetValues()))
+		for k, v := range g.GetValues() {
+			values[k] = roundedValue(v)
+		}
+		read := pairs(values, str)
+		if g.GetSkipped() {
+			read = g.GetReason()
+		}
+		row(w, g.GetExpression(), gateResult(g), orDash(read))
+	}
+}
+
+// roundedValue shortens a number a gate read to four significant digits.
+func roundedValue(v string) string {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return v
+	}
+	return num(f)
+}
+
+// demoKeyMetrics is the line a reader looks at first: quality, fairness, speed.
+func demoKeyMetrics(e *evaluatorv1.Evaluation) string {
+	m := e.GetMetrics()
+	metric := func(name string) string {
+		if v, ok := m[name]; ok {
+			return num(v)
+		}
+		return "-"
+	}
+	// Fairness is not among the version's metrics; the gate that read it has it.
+	dp := "-"
+	for _, g := range e.GetGates() {
+		if v, ok := g.GetValues()["fairness.sex.demographic_parity_difference"]; ok {
+			dp = roundedValue(v)
+		}
+	}
+	return fmt.Sprintf("key metrics: auc %s, accuracy %s, demographic parity difference by sex %s, p99 latency %s ms",
+		metric("auc"), metric("accuracy"), dp, metric("latency_p99_ms"))
 }
 
 func (d *demo) lineage(ctx context.Context) error {
@@ -454,6 +572,13 @@ func (d *demo) summary() {
 		for _, v := range []*registryv1.ModelVersion{d.first, d.second} {
 			field(w, "model version", fmt.Sprintf("%s@%d from job %s, sha256 %s", model, v.GetVersion(), v.GetLineage().GetTrainingJob(), v.GetArtifactSha256()))
 		}
+		for _, e := range []*evaluatorv1.Evaluation{d.firstEval, d.secondEval} {
+			champion := "no champion"
+			if e.GetChampionVersion() > 0 {
+				champion = fmt.Sprintf("against champion version %d", e.GetChampionVersion())
+			}
+			field(w, "evaluation", fmt.Sprintf("%s of %s@%d: %s, gates %s, %s", e.GetId(), e.GetModel(), e.GetVersion(), evaluationState(e), gateCount(e.GetGates()), champion))
+		}
 		field(w, "aliases", fmt.Sprintf("production -> %d, staging -> %d", d.first.GetVersion(), d.second.GetVersion()))
 		field(w, "audit log", fmt.Sprintf("intact, %d records", d.audit.GetRecords()))
 	})
@@ -463,6 +588,8 @@ func (d *demo) summary() {
 	}
 	fmt.Fprintf(d.out, "\nLook around: gyre get dataset %s · gyre describe dataset %s@%d\n", d.dataset.GetDataset(), d.dataset.GetDataset(), d.dataset.GetVersion())
 	fmt.Fprintf(d.out, "             gyre get jobs --pipeline %s · gyre get job %s · gyre logs %s · gyre get workers\n", p.GetName(), d.secondJob.GetId(), d.secondJob.GetId())
+	fmt.Fprintf(d.out, "             gyre get evaluations --model %s · gyre describe evaluation %s · gyre report evaluation %s > report.html\n",
+		model, d.secondEval.GetId(), d.secondEval.GetId())
 	fmt.Fprintf(d.out, "             gyre get model %s · gyre get versions %s · gyre lineage %s@%d · gyre audit list\n", model, model, model, d.second.GetVersion())
 }
 
