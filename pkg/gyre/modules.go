@@ -292,12 +292,22 @@ func (p *Process) registryClient() (registryv1.RegistryServiceClient, error) {
 	return registryv1.NewRegistryServiceClient(conn), nil
 }
 
-func (p *Process) initEvaluator(ctx context.Context) (app.Service, error) {
+// registryAndIngestion are the clients of the services a scheduler or an
+// evaluator reads from.
+func (p *Process) registryAndIngestion() (registryv1.RegistryServiceClient, ingestionv1.IngestionServiceClient, error) {
 	reg, err := p.registryClient()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ingConn, err := p.serviceConn(Ingestion, p.Config.Services.Ingestion)
+	conn, err := p.serviceConn(Ingestion, p.Config.Services.Ingestion)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reg, ingestionv1.NewIngestionServiceClient(conn), nil
+}
+
+func (p *Process) initEvaluator(ctx context.Context) (app.Service, error) {
+	reg, ing, err := p.registryAndIngestion()
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +315,7 @@ func (p *Process) initEvaluator(ctx context.Context) (app.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc := evaluator.New(pool, p.Blobs, reg, ingestionv1.NewIngestionServiceClient(ingConn), p.Config.Ingestion.SpoolDir, p.Log.With("service", Evaluator))
+	svc := evaluator.New(pool, p.Blobs, reg, ing, p.Config.Ingestion.SpoolDir, p.Log.With("service", Evaluator))
 	evaluatorv1.RegisterEvaluatorServiceServer(p.Server.GRPC, svc)
 	if err := evaluatorv1.RegisterEvaluatorServiceHandler(ctx, p.Server.Gateway, p.Server.Conn); err != nil {
 		pool.Close()
@@ -318,11 +328,7 @@ func (p *Process) initEvaluator(ctx context.Context) (app.Service, error) {
 }
 
 func (p *Process) initScheduler(ctx context.Context) (app.Service, error) {
-	reg, err := p.registryClient()
-	if err != nil {
-		return nil, err
-	}
-	ingConn, err := p.serviceConn(Ingestion, p.Config.Services.Ingestion)
+	reg, ing, err := p.registryAndIngestion()
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +337,7 @@ func (p *Process) initScheduler(ctx context.Context) (app.Service, error) {
 		return nil, err
 	}
 	c := p.Config.Scheduler
-	svc := scheduler.New(pool, reg, ingestionv1.NewIngestionServiceClient(ingConn), scheduler.Config{
+	svc := scheduler.New(pool, reg, ing, scheduler.Config{
 		LeaseDuration: c.LeaseDuration, MaxRunningPerPipeline: c.MaxRunningPerPipeline, RetryBackoff: c.RetryBackoff,
 	}, p.Log.With("service", Scheduler))
 	schedulerv1.RegisterSchedulerServiceServer(p.Server.GRPC, svc)
