@@ -37,6 +37,56 @@ type Config struct {
 
 	Ingestion Ingestion `yaml:"ingestion"`
 	Scheduler Scheduler `yaml:"scheduler"`
+	Inference Inference `yaml:"inference"`
+	Deployer  Deployer  `yaml:"deployer"`
+}
+
+// Inference configures the data plane (the inference target).
+type Inference struct {
+	// ProductionAddr and StagingAddr (host:port) give each environment its
+	// own HTTP listener; empty serves both on the gateway only
+	// (/v2/... and /staging/v2/...).
+	ProductionAddr string `yaml:"productionAddr"`
+	StagingAddr    string `yaml:"stagingAddr"`
+	// LogBuffer is how many predictions wait for the NATS logger before new
+	// ones are dropped (and counted); a request never waits for it.
+	LogBuffer int `yaml:"logBuffer"`
+	// LogBatch predictions go out in one inference.logged message, at least
+	// every LogFlushInterval.
+	LogBatch         int           `yaml:"logBatch"`
+	LogFlushInterval time.Duration `yaml:"logFlushInterval"`
+	// BundleDir is where model bundles are unpacked (default: the OS temp dir).
+	BundleDir string `yaml:"bundleDir"`
+	// Static serves one bundle without a deployer (the Kubernetes target's pods).
+	Static StaticRoute `yaml:"static"`
+}
+
+// StaticRoute is one model version an inference process serves from start.
+type StaticRoute struct {
+	Environment  string `yaml:"environment"`
+	Model        string `yaml:"model"`
+	Version      int64  `yaml:"version"`
+	BundleURI    string `yaml:"bundleUri"`
+	BundleSHA256 string `yaml:"bundleSha256"`
+}
+
+// Deployer configures rollouts.
+type Deployer struct {
+	// TickInterval is how often the rollout loop looks at active rollouts.
+	TickInterval time.Duration `yaml:"tickInterval"`
+	// Kubernetes is used by pipelines whose deployment.target is kubernetes.
+	Kubernetes Kubernetes `yaml:"kubernetes"`
+}
+
+type Kubernetes struct {
+	// Kubeconfig path; empty uses the in-cluster service account.
+	Kubeconfig string `yaml:"kubeconfig"`
+	// Image runs the inference pods (gyre server --target=inference).
+	Image string `yaml:"image"`
+	// NamespacePrefix + environment is each environment's namespace.
+	NamespacePrefix string `yaml:"namespacePrefix"`
+	// RolloutTimeout bounds the wait for a Deployment to become available.
+	RolloutTimeout time.Duration `yaml:"rolloutTimeout"`
 }
 
 type Scheduler struct {
@@ -92,6 +142,9 @@ type Tracing struct {
 type Endpoints struct {
 	Registry  string `yaml:"registry"`
 	Ingestion string `yaml:"ingestion"`
+	Evaluator string `yaml:"evaluator"`
+	Deployer  string `yaml:"deployer"`
+	Inference string `yaml:"inference"`
 }
 
 // Default is the configuration before any file, env or flag.
@@ -108,6 +161,9 @@ func Default() Config {
 		Tracing:         Tracing{SampleRatio: 1},
 		Ingestion:       Ingestion{MaxUploadBytes: 10 << 30},
 		Scheduler:       Scheduler{LeaseDuration: 30 * time.Second, MaxRunningPerPipeline: 4, RetryBackoff: 5 * time.Second},
+		Inference:       Inference{LogBuffer: 65536, LogBatch: 512, LogFlushInterval: 200 * time.Millisecond},
+		Deployer: Deployer{TickInterval: time.Second, Kubernetes: Kubernetes{
+			Image: "ghcr.io/gyreml/gyre:latest", NamespacePrefix: "gyre-", RolloutTimeout: 5 * time.Minute}},
 	}
 }
 
@@ -215,6 +271,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Scheduler.MaxRunningPerPipeline < 1 {
 		errs = append(errs, errors.New("scheduler.maxRunningPerPipeline: must be at least 1"))
+	}
+	for _, a := range []struct{ key, addr string }{{"inference.productionAddr", c.Inference.ProductionAddr}, {"inference.stagingAddr", c.Inference.StagingAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); a.addr != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not host:port", a.key, a.addr))
+		}
+	}
+	if c.Inference.LogBuffer < 1 || c.Inference.LogBatch < 1 || c.Inference.LogBatch > c.Inference.LogBuffer {
+		errs = append(errs, errors.New("inference.logBatch: must be at least 1 and at most inference.logBuffer"))
+	}
+	if c.Inference.LogFlushInterval <= 0 {
+		errs = append(errs, errors.New("inference.logFlushInterval: must be positive"))
+	}
+	if c.Deployer.TickInterval <= 0 {
+		errs = append(errs, errors.New("deployer.tickInterval: must be positive"))
 	}
 	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
 		errs = append(errs, errors.New("tracing.sampleRatio: must be within [0, 1]"))

@@ -937,6 +937,439 @@ func (x *EvaluationCompleted) GetReportSha256() string {
 	return ""
 }
 
+// gyre.deployment.<state> (started, staged, awaiting_approval, progressing,
+// promoted, rolled_back, failed): a rollout of a model version to an
+// environment moved.
+type DeploymentChanged struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Deployment  string                 `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	Model       string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	Version     int64                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Environment string                 `protobuf:"bytes,4,opt,name=environment,proto3" json:"environment,omitempty"`
+	Strategy    string                 `protobuf:"bytes,5,opt,name=strategy,proto3" json:"strategy,omitempty"`
+	State       string                 `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	// The canary's share of traffic now (0-100).
+	Weight int32 `protobuf:"varint,7,opt,name=weight,proto3" json:"weight,omitempty"`
+	// The version serving the environment before this rollout (0: none).
+	PreviousVersion int64  `protobuf:"varint,8,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
+	Reason          string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	Pipeline        string `protobuf:"bytes,10,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeploymentChanged) Reset() {
+	*x = DeploymentChanged{}
+	mi := &file_gyre_events_v1_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeploymentChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeploymentChanged) ProtoMessage() {}
+
+func (x *DeploymentChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_gyre_events_v1_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeploymentChanged.ProtoReflect.Descriptor instead.
+func (*DeploymentChanged) Descriptor() ([]byte, []int) {
+	return file_gyre_events_v1_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DeploymentChanged) GetDeployment() string {
+	if x != nil {
+		return x.Deployment
+	}
+	return ""
+}
+
+func (x *DeploymentChanged) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *DeploymentChanged) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DeploymentChanged) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *DeploymentChanged) GetStrategy() string {
+	if x != nil {
+		return x.Strategy
+	}
+	return ""
+}
+
+func (x *DeploymentChanged) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DeploymentChanged) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *DeploymentChanged) GetPreviousVersion() int64 {
+	if x != nil {
+		return x.PreviousVersion
+	}
+	return 0
+}
+
+func (x *DeploymentChanged) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeploymentChanged) GetPipeline() string {
+	if x != nil {
+		return x.Pipeline
+	}
+	return ""
+}
+
+// gyre.inference.logged: a batch of predictions from one inference process.
+// The data plane has no database, so these go straight to JetStream with the
+// batch id as Nats-Msg-Id; consumers dedupe on it.
+type InferenceLogged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Batch         string                 `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	Predictions   []*PredictionRecord    `protobuf:"bytes,2,rep,name=predictions,proto3" json:"predictions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InferenceLogged) Reset() {
+	*x = InferenceLogged{}
+	mi := &file_gyre_events_v1_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InferenceLogged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InferenceLogged) ProtoMessage() {}
+
+func (x *InferenceLogged) ProtoReflect() protoreflect.Message {
+	mi := &file_gyre_events_v1_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InferenceLogged.ProtoReflect.Descriptor instead.
+func (*InferenceLogged) Descriptor() ([]byte, []int) {
+	return file_gyre_events_v1_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *InferenceLogged) GetBatch() string {
+	if x != nil {
+		return x.Batch
+	}
+	return ""
+}
+
+func (x *InferenceLogged) GetPredictions() []*PredictionRecord {
+	if x != nil {
+		return x.Predictions
+	}
+	return nil
+}
+
+// PredictionRecord is one row a model answered (or failed to).
+type PredictionRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// prediction_id is the id the response carried; row is the row's index in
+	// that request. Feedback names both.
+	PredictionId string `protobuf:"bytes,1,opt,name=prediction_id,json=predictionId,proto3" json:"prediction_id,omitempty"`
+	Row          int32  `protobuf:"varint,2,opt,name=row,proto3" json:"row,omitempty"`
+	Model        string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	ModelVersion int64  `protobuf:"varint,4,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	Environment  string `protobuf:"bytes,5,opt,name=environment,proto3" json:"environment,omitempty"`
+	// stable, canary or shadow.
+	Role      string                 `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"`
+	Time      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=time,proto3" json:"time,omitempty"`
+	LatencyMs float64                `protobuf:"fixed64,8,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	// Inputs by name; a missing value is absent.
+	Numeric     map[string]float64 `protobuf:"bytes,9,rep,name=numeric,proto3" json:"numeric,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Categorical map[string]string  `protobuf:"bytes,10,rep,name=categorical,proto3" json:"categorical,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Outputs: the label (classification), the value (regression output or
+	// positive-class probability), the class probabilities in class order.
+	Label         string    `protobuf:"bytes,11,opt,name=label,proto3" json:"label,omitempty"`
+	Value         float64   `protobuf:"fixed64,12,opt,name=value,proto3" json:"value,omitempty"`
+	Probabilities []float64 `protobuf:"fixed64,13,rep,packed,name=probabilities,proto3" json:"probabilities,omitempty"`
+	// error is set (and outputs empty) when the request failed.
+	Error         string `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PredictionRecord) Reset() {
+	*x = PredictionRecord{}
+	mi := &file_gyre_events_v1_events_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PredictionRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PredictionRecord) ProtoMessage() {}
+
+func (x *PredictionRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_gyre_events_v1_events_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PredictionRecord.ProtoReflect.Descriptor instead.
+func (*PredictionRecord) Descriptor() ([]byte, []int) {
+	return file_gyre_events_v1_events_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PredictionRecord) GetPredictionId() string {
+	if x != nil {
+		return x.PredictionId
+	}
+	return ""
+}
+
+func (x *PredictionRecord) GetRow() int32 {
+	if x != nil {
+		return x.Row
+	}
+	return 0
+}
+
+func (x *PredictionRecord) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *PredictionRecord) GetModelVersion() int64 {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return 0
+}
+
+func (x *PredictionRecord) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *PredictionRecord) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *PredictionRecord) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PredictionRecord) GetLatencyMs() float64 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return 0
+}
+
+func (x *PredictionRecord) GetNumeric() map[string]float64 {
+	if x != nil {
+		return x.Numeric
+	}
+	return nil
+}
+
+func (x *PredictionRecord) GetCategorical() map[string]string {
+	if x != nil {
+		return x.Categorical
+	}
+	return nil
+}
+
+func (x *PredictionRecord) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *PredictionRecord) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *PredictionRecord) GetProbabilities() []float64 {
+	if x != nil {
+		return x.Probabilities
+	}
+	return nil
+}
+
+func (x *PredictionRecord) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// gyre.monitor.alert.resolved: a firing alert's condition no longer holds.
+type MonitorAlertResolved struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Alert         string                 `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
+	Model         string                 `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	ModelVersion  int64                  `protobuf:"varint,3,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	Pipeline      string                 `protobuf:"bytes,4,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	Kind          string                 `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	Rule          string                 `protobuf:"bytes,6,opt,name=rule,proto3" json:"rule,omitempty"`
+	Value         float64                `protobuf:"fixed64,7,opt,name=value,proto3" json:"value,omitempty"`
+	Threshold     float64                `protobuf:"fixed64,8,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonitorAlertResolved) Reset() {
+	*x = MonitorAlertResolved{}
+	mi := &file_gyre_events_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonitorAlertResolved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonitorAlertResolved) ProtoMessage() {}
+
+func (x *MonitorAlertResolved) ProtoReflect() protoreflect.Message {
+	mi := &file_gyre_events_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonitorAlertResolved.ProtoReflect.Descriptor instead.
+func (*MonitorAlertResolved) Descriptor() ([]byte, []int) {
+	return file_gyre_events_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *MonitorAlertResolved) GetAlert() string {
+	if x != nil {
+		return x.Alert
+	}
+	return ""
+}
+
+func (x *MonitorAlertResolved) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *MonitorAlertResolved) GetModelVersion() int64 {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return 0
+}
+
+func (x *MonitorAlertResolved) GetPipeline() string {
+	if x != nil {
+		return x.Pipeline
+	}
+	return ""
+}
+
+func (x *MonitorAlertResolved) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *MonitorAlertResolved) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *MonitorAlertResolved) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *MonitorAlertResolved) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
 var File_gyre_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_gyre_events_v1_events_proto_rawDesc = "" +
@@ -1026,7 +1459,56 @@ const file_gyre_events_v1_events_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\x12\x16\n" +
 	"\x06passed\x18\x04 \x01(\bR\x06passed\x12\x18\n" +
 	"\areasons\x18\x05 \x03(\tR\areasons\x12#\n" +
-	"\rreport_sha256\x18\x06 \x01(\tR\freportSha256B7Z5github.com/gyreml/gyre/pkg/pb/gyre/events/v1;eventsv1b\x06proto3"
+	"\rreport_sha256\x18\x06 \x01(\tR\freportSha256\"\xae\x02\n" +
+	"\x11DeploymentChanged\x12\x1e\n" +
+	"\n" +
+	"deployment\x18\x01 \x01(\tR\n" +
+	"deployment\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12 \n" +
+	"\venvironment\x18\x04 \x01(\tR\venvironment\x12\x1a\n" +
+	"\bstrategy\x18\x05 \x01(\tR\bstrategy\x12\x14\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\x12\x16\n" +
+	"\x06weight\x18\a \x01(\x05R\x06weight\x12)\n" +
+	"\x10previous_version\x18\b \x01(\x03R\x0fpreviousVersion\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12\x1a\n" +
+	"\bpipeline\x18\n" +
+	" \x01(\tR\bpipeline\"k\n" +
+	"\x0fInferenceLogged\x12\x14\n" +
+	"\x05batch\x18\x01 \x01(\tR\x05batch\x12B\n" +
+	"\vpredictions\x18\x02 \x03(\v2 .gyre.events.v1.PredictionRecordR\vpredictions\"\x8b\x05\n" +
+	"\x10PredictionRecord\x12#\n" +
+	"\rprediction_id\x18\x01 \x01(\tR\fpredictionId\x12\x10\n" +
+	"\x03row\x18\x02 \x01(\x05R\x03row\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12#\n" +
+	"\rmodel_version\x18\x04 \x01(\x03R\fmodelVersion\x12 \n" +
+	"\venvironment\x18\x05 \x01(\tR\venvironment\x12\x12\n" +
+	"\x04role\x18\x06 \x01(\tR\x04role\x12.\n" +
+	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\b \x01(\x01R\tlatencyMs\x12G\n" +
+	"\anumeric\x18\t \x03(\v2-.gyre.events.v1.PredictionRecord.NumericEntryR\anumeric\x12S\n" +
+	"\vcategorical\x18\n" +
+	" \x03(\v21.gyre.events.v1.PredictionRecord.CategoricalEntryR\vcategorical\x12\x14\n" +
+	"\x05label\x18\v \x01(\tR\x05label\x12\x14\n" +
+	"\x05value\x18\f \x01(\x01R\x05value\x12$\n" +
+	"\rprobabilities\x18\r \x03(\x01R\rprobabilities\x12\x14\n" +
+	"\x05error\x18\x0e \x01(\tR\x05error\x1a:\n" +
+	"\fNumericEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a>\n" +
+	"\x10CategoricalEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdf\x01\n" +
+	"\x14MonitorAlertResolved\x12\x14\n" +
+	"\x05alert\x18\x01 \x01(\tR\x05alert\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12#\n" +
+	"\rmodel_version\x18\x03 \x01(\x03R\fmodelVersion\x12\x1a\n" +
+	"\bpipeline\x18\x04 \x01(\tR\bpipeline\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04rule\x18\x06 \x01(\tR\x04rule\x12\x14\n" +
+	"\x05value\x18\a \x01(\x01R\x05value\x12\x1c\n" +
+	"\tthreshold\x18\b \x01(\x01R\tthresholdB7Z5github.com/gyreml/gyre/pkg/pb/gyre/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_gyre_events_v1_events_proto_rawDescOnce sync.Once
@@ -1040,7 +1522,7 @@ func file_gyre_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_gyre_events_v1_events_proto_rawDescData
 }
 
-var file_gyre_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_gyre_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_gyre_events_v1_events_proto_goTypes = []any{
 	(*ModelCreated)(nil),            // 0: gyre.events.v1.ModelCreated
 	(*ModelVersionRegistered)(nil),  // 1: gyre.events.v1.ModelVersionRegistered
@@ -1052,15 +1534,25 @@ var file_gyre_events_v1_events_proto_goTypes = []any{
 	(*TrainingJobChanged)(nil),      // 7: gyre.events.v1.TrainingJobChanged
 	(*MonitorAlertFired)(nil),       // 8: gyre.events.v1.MonitorAlertFired
 	(*EvaluationCompleted)(nil),     // 9: gyre.events.v1.EvaluationCompleted
-	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
+	(*DeploymentChanged)(nil),       // 10: gyre.events.v1.DeploymentChanged
+	(*InferenceLogged)(nil),         // 11: gyre.events.v1.InferenceLogged
+	(*PredictionRecord)(nil),        // 12: gyre.events.v1.PredictionRecord
+	(*MonitorAlertResolved)(nil),    // 13: gyre.events.v1.MonitorAlertResolved
+	nil,                             // 14: gyre.events.v1.PredictionRecord.NumericEntry
+	nil,                             // 15: gyre.events.v1.PredictionRecord.CategoricalEntry
+	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
 }
 var file_gyre_events_v1_events_proto_depIdxs = []int32{
-	10, // 0: gyre.events.v1.ModelAliasChanged.change_time:type_name -> google.protobuf.Timestamp
-	1,  // [1:1] is the sub-list for method output_type
-	1,  // [1:1] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	16, // 0: gyre.events.v1.ModelAliasChanged.change_time:type_name -> google.protobuf.Timestamp
+	12, // 1: gyre.events.v1.InferenceLogged.predictions:type_name -> gyre.events.v1.PredictionRecord
+	16, // 2: gyre.events.v1.PredictionRecord.time:type_name -> google.protobuf.Timestamp
+	14, // 3: gyre.events.v1.PredictionRecord.numeric:type_name -> gyre.events.v1.PredictionRecord.NumericEntry
+	15, // 4: gyre.events.v1.PredictionRecord.categorical:type_name -> gyre.events.v1.PredictionRecord.CategoricalEntry
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_gyre_events_v1_events_proto_init() }
@@ -1074,7 +1566,7 @@ func file_gyre_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gyre_events_v1_events_proto_rawDesc), len(file_gyre_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
