@@ -650,12 +650,12 @@ var File_gyre_inference_v1_inference_proto protoreflect.FileDescriptor
 
 const file_gyre_inference_v1_inference_proto_rawDesc = "" +
 	"\n" +
-	"!gyre/inference/v1/inference.proto\x12\x11gyre.inference.v1\x1a\x1bbuf/validate/validate.proto\"\x83\x01\n" +
+	"!gyre/inference/v1/inference.proto\x12\x11gyre.inference.v1\x1a\x1bbuf/validate/validate.proto\"\x82\x01\n" +
 	"\x06Target\x12!\n" +
 	"\aversion\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\aversion\x12&\n" +
 	"\n" +
-	"bundle_uri\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\tbundleUri\x12.\n" +
-	"\rbundle_sha256\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10@\x18@R\fbundleSha256\"\x9a\x02\n" +
+	"bundle_uri\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\tbundleUri\x12-\n" +
+	"\rbundle_sha256\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x98\x01@R\fbundleSha256\"\x9a\x02\n" +
 	"\x05Route\x12)\n" +
 	"\venvironment\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\venvironment\x12\x1d\n" +
 	"\x05model\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x05model\x121\n" +
