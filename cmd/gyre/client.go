@@ -59,6 +59,7 @@ func addClientCommands(root *cobra.Command) {
 		newReportCmd(o),
 	)
 	addDescribeEvaluation(root, o)
+	addDeploymentCommands(root, o)
 }
 
 // serverURL accepts "host:port" as well as a full URL.

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/gyreml/gyre/pkg/evaluate/report"
 	"github.com/gyreml/gyre/pkg/events"
 	"github.com/gyreml/gyre/pkg/model"
+	"github.com/gyreml/gyre/pkg/model/fetch"
 	"github.com/gyreml/gyre/pkg/model/gbdt"
 	"github.com/gyreml/gyre/pkg/model/table"
 	evaluatorv1 "github.com/gyreml/gyre/pkg/pb/gyre/evaluator/v1"
@@ -196,46 +196,15 @@ func verdict(passed bool) string {
 }
 
 func (s *Service) readTable(ctx context.Context, uri, sha string) (*table.Table, error) {
-	key, ok := s.blobs.KeyOf(uri)
-	if !ok {
-		return nil, fmt.Errorf("dataset %s is not in the artifact store", uri)
-	}
-	rc, err := s.blobs.Get(ctx, key, sha)
-	if err != nil {
-		return nil, fmt.Errorf("read dataset: %w", err)
-	}
-	defer rc.Close()
-	return table.ReadCSV(rc, nil)
+	return fetch.Table(ctx, s.blobs, uri, sha)
 }
 
 // loadModel downloads a version's bundle, verifies its digest and every
 // file's, and loads it with the same code the inference server uses.
 func (s *Service) loadModel(ctx context.Context, mv *registryv1.ModelVersion) (model.Model, error) {
-	key, ok := s.blobs.KeyOf(mv.GetArtifactUri())
-	if !ok {
-		return nil, fmt.Errorf("bundle %s is not in the artifact store", mv.GetArtifactUri())
-	}
-	rc, err := s.blobs.Get(ctx, key, mv.GetArtifactSha256())
+	m, _, err := fetch.Model(ctx, s.blobs, mv.GetArtifactUri(), mv.GetArtifactSha256(), s.workDir)
 	if err != nil {
-		return nil, fmt.Errorf("read bundle: %w", err)
-	}
-	defer rc.Close()
-	// Read whole before unpacking, so a digest mismatch (reported at EOF) stops it.
-	raw, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("bundle of %s@%d: %w", mv.GetModel(), mv.GetVersion(), err)
-	}
-	dir, err := os.MkdirTemp(s.workDir, "gyre-eval-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	if err := model.Unpack(bytes.NewReader(raw), dir); err != nil {
-		return nil, fmt.Errorf("unpack bundle: %w", err)
-	}
-	m, _, err := model.Load(dir)
-	if err != nil {
-		return nil, fmt.Errorf("load bundle: %w", err)
+		return nil, fmt.Errorf("%s@%d: %w", mv.GetModel(), mv.GetVersion(), err)
 	}
 	return m, nil
 }

@@ -954,8 +954,11 @@ type DeploymentChanged struct {
 	PreviousVersion int64  `protobuf:"varint,8,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
 	Reason          string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
 	Pipeline        string `protobuf:"bytes,10,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Who caused the change (an approver, the person who rolled back); the
+	// registry writes it into the audit log.
+	Actor         string `protobuf:"bytes,11,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeploymentChanged) Reset() {
@@ -1054,6 +1057,13 @@ func (x *DeploymentChanged) GetReason() string {
 func (x *DeploymentChanged) GetPipeline() string {
 	if x != nil {
 		return x.Pipeline
+	}
+	return ""
+}
+
+func (x *DeploymentChanged) GetActor() string {
+	if x != nil {
+		return x.Actor
 	}
 	return ""
 }
@@ -1459,7 +1469,7 @@ const file_gyre_events_v1_events_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\x12\x16\n" +
 	"\x06passed\x18\x04 \x01(\bR\x06passed\x12\x18\n" +
 	"\areasons\x18\x05 \x03(\tR\areasons\x12#\n" +
-	"\rreport_sha256\x18\x06 \x01(\tR\freportSha256\"\xae\x02\n" +
+	"\rreport_sha256\x18\x06 \x01(\tR\freportSha256\"\xc4\x02\n" +
 	"\x11DeploymentChanged\x12\x1e\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tR\n" +
@@ -1473,7 +1483,8 @@ const file_gyre_events_v1_events_proto_rawDesc = "" +
 	"\x10previous_version\x18\b \x01(\x03R\x0fpreviousVersion\x12\x16\n" +
 	"\x06reason\x18\t \x01(\tR\x06reason\x12\x1a\n" +
 	"\bpipeline\x18\n" +
-	" \x01(\tR\bpipeline\"k\n" +
+	" \x01(\tR\bpipeline\x12\x14\n" +
+	"\x05actor\x18\v \x01(\tR\x05actor\"k\n" +
 	"\x0fInferenceLogged\x12\x14\n" +
 	"\x05batch\x18\x01 \x01(\tR\x05batch\x12B\n" +
 	"\vpredictions\x18\x02 \x03(\v2 .gyre.events.v1.PredictionRecordR\vpredictions\"\x8b\x05\n" +
