@@ -60,6 +60,7 @@ func addClientCommands(root *cobra.Command) {
 	)
 	addDescribeEvaluation(root, o)
 	addDeploymentCommands(root, o)
+	addMonitorCommands(root, o)
 }
 
 // serverURL accepts "host:port" as well as a full URL.

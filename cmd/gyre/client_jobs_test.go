@@ -59,9 +59,9 @@ func checkJobVerbs(t *testing.T, srv []string, run func(args ...string) string, 
 	prodJob := production.GetLineage().GetTrainingJob()
 	out := run("get", "job", prodJob)
 	for _, want := range []string{
-		`State:\s+succeeded`, `Trigger:\s+manual`, `Attempt:\s+1 of 3`, `Params:\s+\{"maxIter":3\}`,
+		`State:\s+succeeded`, `Trigger:\s+manual`, `Attempt:\s+1 of 3`, `Params:\s+\{"l2":0.1,"maxIter":100\}`,
 		`Dataset:\s+demo-credit-applications@1`, `Dataset sha256:\s+` + production.GetLineage().GetDatasetDigest(),
-		`Worker:\s+dev-worker-1 \([0-9a-f-]{36}\)`, `Model version:\s+demo-credit-risk@3`, `Metrics:\s+\S+=.*`,
+		`Worker:\s+dev-worker-1 \([0-9a-f-]{36}\)`, `Model version:\s+demo-credit-risk@4`, `Metrics:\s+\S+=.*`,
 		`Started:\s+\S+ \S+`, `Ended:\s+\S+ \S+`, `Duration:\s+\S+`, `Logs:\s+gyre logs ` + prodJob,
 	} {
 		matches(out, `(?m)^`+want+`$`)

@@ -92,13 +92,14 @@ func TestDemoStartsItsOwnGyreDevWhenNoServerAnswers(t *testing.T) {
 		"4) Evaluate version 1 against the pipeline's gates", "waiting for demo-credit-risk version 1's verdict",
 		": PASSED in ", "on 88 holdout rows of demo-credit-applications@1", "no champion yet (production points to no version)",
 		"metrics.auc >= champion.metrics.auc - 0.05          skipped", "key metrics: auc 0.", "p99 latency ",
-		"production of demo-credit-risk -> version 1 (new alias)",
+		"smoke test: 100 requests to the staging endpoint, 0 errors", "production now serves demo-credit-risk@1",
 		"5) Retrain with other parameters", "applied the pipeline with other training params: version 2 created",
 		`builtin/logistic with params {"l2":0.1,"maxIter":100}`, "registered demo-credit-risk version 2",
 		"6) Evaluate version 2 against the production champion", "compared with the champion: production version 1",
-		"staging of demo-credit-risk -> version 2 (was 1)",
-		"7) Lineage of the production version", "dataset:demo-credit-applications@1 (trained)",
-		"8) Check the audit log", "audit log intact",
+		"canary analysis at 10%: pass", "canary analysis at 50%: pass", "production now serves demo-credit-risk@2",
+		"7) Production answers predictions", "answered by version 2", "curl -s -X POST http://",
+		"8) Lineage of the production version", "dataset:demo-credit-applications@1 (trained)",
+		"9) Check the audit log", "audit log intact",
 		"of demo-credit-risk@1: passed, gates 3/3 passed, 1 skipped, no champion",
 		"of demo-credit-risk@2: passed, gates 4/4 passed, against champion version 1",
 		"Done.", "Stopping the demo's gyre dev",
@@ -170,15 +171,15 @@ func TestClientVerbsAgainstGyreDev(t *testing.T) {
 	matches(out, "registered demo-credit-risk version 4")
 	dataset := checkDatasetVerbs(t, srv, run, matches)
 
-	matches(run("get", "models"), `(?m)^demo-credit-risk\s+4\s+production=v3, staging=v4\s`)
-	matches(run("get", "model", "demo-credit-risk"), `(?m)^production\s+3\s+1\s`)
+	matches(run("get", "models"), `(?m)^demo-credit-risk\s+4\s+production=v4, staging=v4\s`)
+	matches(run("get", "model", "demo-credit-risk"), `(?m)^production\s+4\s+3\s`)
 
 	var v registryv1.ModelVersion
 	if err := protojson.Unmarshal([]byte(run("get", "version", "demo-credit-risk@production", "-o", "json")), &v); err != nil {
 		t.Fatal(err)
 	}
-	if lin := v.GetLineage(); v.GetVersion() != 3 || lin.GetDatasetVersion() != 1 || lin.GetDatasetDigest() != dataset.GetSha256() ||
-		lin.GetPipelineVersion() != 3 || lin.GetTrainingJob() == "" || len(v.GetMetrics()) == 0 {
+	if lin := v.GetLineage(); v.GetVersion() != 4 || lin.GetDatasetVersion() != 1 || lin.GetDatasetDigest() != dataset.GetSha256() ||
+		lin.GetPipelineVersion() != 4 || lin.GetTrainingJob() == "" || len(v.GetMetrics()) == 0 {
 		t.Fatalf("production version = %v", &v)
 	}
 	matches(run("get", "version", "demo-credit-risk", "4"), `(?m)^Params:\s+\{"l2":0.1,"maxIter":100\}$`)
@@ -194,9 +195,9 @@ func TestClientVerbsAgainstGyreDev(t *testing.T) {
 	matches(run("get", "pipelines"), `(?m)^demo-credit-risk\s+4\s+demo-credit-risk\s+demo-credit-applications\s`)
 	matches(run("get", "pipeline", "demo-credit-risk"), `(?m)^      trainer: builtin/logistic$`)
 
-	matches(run("alias", "set", "demo-credit-risk", "production", "4", "--reason", "better AUC"), `production of demo-credit-risk -> version 4 \(was 3\)`)
-	matches(run("alias", "set", "demo-credit-risk", "production", "4"), `\(unchanged\)`)
-	matches(run("alias", "history", "demo-credit-risk", "production"), `(?m)^\S+ \S+\s+production\s+3\s+4\s+\S+\s+better AUC$`)
+	matches(run("alias", "set", "demo-credit-risk", "canary-test", "4", "--reason", "better AUC"), `canary-test of demo-credit-risk -> version 4`)
+	matches(run("alias", "set", "demo-credit-risk", "canary-test", "4"), `\(unchanged\)`)
+	matches(run("alias", "history", "demo-credit-risk", "canary-test"), `(?m)^\S+ \S+\s+canary-test\s+-?\s*4\s+\S+\s+better AUC$`)
 	// The version came from its training job, which read the dataset (whose node carries what
 	// ingestion recorded of the version) under the pipeline's version.
 	lineage := run("lineage", "demo-credit-risk@4", "--upstream")
@@ -208,8 +209,8 @@ func TestClientVerbsAgainstGyreDev(t *testing.T) {
 	if err := protojson.Unmarshal([]byte(run("audit", "list", "--resource", "models/demo-credit-risk/aliases/production", "-o", "json")), &audit); err != nil {
 		t.Fatal(err)
 	}
-	if len(audit.GetRecords()) != 3 {
-		t.Fatalf("production moved 3 times, audit says %v", &audit)
+	if len(audit.GetRecords()) != 4 {
+		t.Fatalf("production moved 4 times (once per release), audit says %v", &audit)
 	}
 	matches(run("audit", "verify"), `audit log intact: \d+ records`)
 

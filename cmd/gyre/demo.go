@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gyreml/gyre/pkg/client"
+	deployerv1 "github.com/gyreml/gyre/pkg/pb/gyre/deployer/v1"
 	evaluatorv1 "github.com/gyreml/gyre/pkg/pb/gyre/evaluator/v1"
 	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
@@ -51,21 +52,23 @@ const (
 var demoRetrainParams = map[string]any{"maxIter": 100, "l2": 0.1}
 
 func newDemoCmd(o *clientOptions) *cobra.Command {
-	var startTimeout, jobTimeout, evaluationTimeout time.Duration
+	var startTimeout, jobTimeout, evaluationTimeout, rolloutTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Play the Gyre loop against a running server (or a private `gyre dev` it starts)",
 		Long: "The demo applies a pipeline, pushes a clean dataset (validated) and one with personal data\n" +
 			"(rejected), trains a model version on a worker from the clean one, waits for its evaluation\n" +
-			"against the pipeline's gates and promotes it to staging and production, retrains it under a\n" +
-			"new pipeline version with other parameters, waits for the retrained version's evaluation\n" +
-			"against the production champion and moves it to staging, shows the lineage and checks the\n" +
-			"audit log. When nothing answers on --server it starts `gyre dev` (with its worker and\n" +
+			"against the pipeline's gates and for the deployer to release it to staging (smoke test) and\n" +
+			"production, retrains it under a new pipeline version with other parameters, waits for the\n" +
+			"retrained version's evaluation against the production champion and for its canary into\n" +
+			"production (with live traffic), asks production for a prediction, shows the lineage and\n" +
+			"checks the audit log. When nothing answers on --server it starts `gyre dev` (with its worker and\n" +
 			"evaluator) in a temporary state directory and stops it at the end.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
-			d := &demo{out: out, c: o.client(), server: o.serverURL(), jobTimeout: jobTimeout, evaluationTimeout: evaluationTimeout}
+			d := &demo{out: out, c: o.client(), server: o.serverURL(), jobTimeout: jobTimeout, evaluationTimeout: evaluationTimeout,
+				rolloutTimeout: rolloutTimeout}
 			ctx := cmd.Context()
 			if err := d.connect(ctx, startTimeout); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "demo could not reach a Gyre server:")
@@ -90,6 +93,7 @@ func newDemoCmd(o *clientOptions) *cobra.Command {
 	cmd.Flags().DurationVar(&startTimeout, "start-timeout", 2*time.Minute, "how long to wait for a `gyre dev` the demo starts")
 	cmd.Flags().DurationVar(&jobTimeout, "job-timeout", 5*time.Minute, "how long to wait for each training job to end")
 	cmd.Flags().DurationVar(&evaluationTimeout, "evaluation-timeout", 2*time.Minute, "how long to wait for each model version's evaluation")
+	cmd.Flags().DurationVar(&rolloutTimeout, "rollout-timeout", 3*time.Minute, "how long to wait for each rollout to staging or production")
 	return cmd
 }
 
@@ -101,6 +105,7 @@ type demo struct {
 	dev               *devChild
 	jobTimeout        time.Duration
 	evaluationTimeout time.Duration
+	rolloutTimeout    time.Duration
 
 	pipeline   *registryv1.Pipeline // the version the next job trains under
 	created    bool
@@ -112,6 +117,8 @@ type demo struct {
 	secondJob  *schedulerv1.Job
 	firstEval  *evaluatorv1.Evaluation
 	secondEval *evaluatorv1.Evaluation
+	releases   []*deployerv1.Deployment
+	curl       string
 	audit      *registryv1.VerifyAuditResponse
 }
 
@@ -170,9 +177,10 @@ func (d *demo) play(ctx context.Context) error {
 		{"Apply the pipeline", d.applyPipeline},
 		{"Push the training data: a clean file, then one with personal data", d.pushData},
 		{"Train a model version on a worker", d.trainFirst},
-		{"Evaluate version 1 against the pipeline's gates, then promote it to staging and production", d.evaluateFirst},
+		{"Evaluate version 1 against the pipeline's gates; the deployer releases it to staging and production", d.evaluateFirst},
 		{"Retrain with other parameters, under a new pipeline version", d.trainSecond},
-		{"Evaluate version 2 against the production champion, then move it to staging", d.evaluateSecond},
+		{"Evaluate version 2 against the production champion; the deployer canaries it into production", d.evaluateSecond},
+		{"Production answers predictions", d.serve},
 		{"Lineage of the production version", d.lineage},
 		{"Check the audit log", d.checkAudit},
 	}
@@ -386,10 +394,7 @@ func (d *demo) evaluateFirst(ctx context.Context) error {
 		return err
 	}
 	d.firstEval = e
-	if err := d.moveAlias(ctx, "staging", d.first, "demo: first candidate passed its evaluation"); err != nil {
-		return err
-	}
-	return d.moveAlias(ctx, "production", d.first, "demo: staging looked good")
+	return d.release(ctx, d.first)
 }
 
 func (d *demo) evaluateSecond(ctx context.Context) error {
@@ -398,7 +403,7 @@ func (d *demo) evaluateSecond(ctx context.Context) error {
 		return err
 	}
 	d.secondEval = e
-	if err := d.moveAlias(ctx, "staging", d.second, "demo: retrained candidate passed its evaluation"); err != nil {
+	if err := d.release(ctx, d.second); err != nil {
 		return err
 	}
 	model := d.pipeline.GetModel()
@@ -413,15 +418,6 @@ func (d *demo) evaluateSecond(ctx context.Context) error {
 		changes = changes[len(changes)-shown:]
 	}
 	d.indented(func(w io.Writer) { printAliasHistory(w, changes) })
-	return nil
-}
-
-func (d *demo) moveAlias(ctx context.Context, alias string, v *registryv1.ModelVersion, reason string) error {
-	a, err := d.c.SetAlias(ctx, &registryv1.SetAliasRequest{Model: v.GetModel(), Alias: alias, Version: v.GetVersion(), Reason: reason})
-	if err != nil {
-		return err
-	}
-	d.say("%s  (%s)", describeAliasMove(a, a.GetPreviousVersion()), reason)
 	return nil
 }
 
@@ -579,13 +575,17 @@ func (d *demo) summary() {
 			}
 			field(w, "evaluation", fmt.Sprintf("%s of %s@%d: %s, gates %s, %s", e.GetId(), e.GetModel(), e.GetVersion(), evaluationState(e), gateCount(e.GetGates()), champion))
 		}
-		field(w, "aliases", fmt.Sprintf("production -> %d, staging -> %d", d.first.GetVersion(), d.second.GetVersion()))
+		for _, r := range d.releases {
+			field(w, "deployment", fmt.Sprintf("%s: %s@%d to production by %s, %s", r.GetId(), r.GetModel(), r.GetVersion(), r.GetStrategy(), deploymentState(r)))
+		}
+		field(w, "aliases", fmt.Sprintf("production -> %d, staging -> %d", d.second.GetVersion(), d.second.GetVersion()))
 		field(w, "audit log", fmt.Sprintf("intact, %d records", d.audit.GetRecords()))
 	})
 	if d.dev != nil {
 		fmt.Fprintln(d.out, "\nThis server was the demo's own; run `gyre dev` to keep one, then `gyre demo` again.")
 		return
 	}
+	fmt.Fprintf(d.out, "\nPredict: %s\n", d.curl)
 	fmt.Fprintf(d.out, "\nLook around: gyre get dataset %s · gyre describe dataset %s@%d\n", d.dataset.GetDataset(), d.dataset.GetDataset(), d.dataset.GetVersion())
 	fmt.Fprintf(d.out, "             gyre get jobs --pipeline %s · gyre get job %s · gyre logs %s · gyre get workers\n", p.GetName(), d.secondJob.GetId(), d.secondJob.GetId())
 	fmt.Fprintf(d.out, "             gyre get evaluations --model %s · gyre describe evaluation %s · gyre report evaluation %s > report.html\n",

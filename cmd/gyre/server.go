@@ -97,6 +97,7 @@ func newServerCmd() *cobra.Command {
 
 // run starts a process, calls started, and drains on the first signal.
 func run(ctx context.Context, cfg config.Config, log *slog.Logger, started func(*gyre.Process)) error {
+	gyre.BuildVersion = version
 	p, err := gyre.New(cfg, log)
 	if err != nil {
 		return err

@@ -39,6 +39,49 @@ type Config struct {
 	Scheduler Scheduler `yaml:"scheduler"`
 	Inference Inference `yaml:"inference"`
 	Deployer  Deployer  `yaml:"deployer"`
+	Monitor   Monitor   `yaml:"monitor"`
+}
+
+// Monitor configures production monitoring. A window's length, minimum
+// samples, drift method and performance checks come from the model's
+// pipeline (spec.monitoring); these are the process-wide knobs.
+type Monitor struct {
+	// TickInterval is how often windows that ended are closed and scored.
+	TickInterval time.Duration `yaml:"tickInterval"`
+	// CloseDelay keeps a window open this long after its end, for predictions
+	// still in an inference server's log buffer.
+	CloseDelay time.Duration `yaml:"closeDelay"`
+	// LabelHorizon is how long a prediction waits for its feedback label;
+	// predictions and feedback older than this are pruned.
+	LabelHorizon time.Duration `yaml:"labelHorizon"`
+	// Retention is how long windows and their scores are kept.
+	Retention time.Duration `yaml:"retention"`
+	// ResolveAfter consecutive clean windows resolve a firing alert; a drift
+	// window is clean at or below ResolveMargin x threshold.
+	ResolveAfter  int     `yaml:"resolveAfter"`
+	ResolveMargin float64 `yaml:"resolveMargin"`
+	// AlertEnvironment is the environment whose windows fire alerts (the
+	// others are scored and stored only).
+	AlertEnvironment string `yaml:"alertEnvironment"`
+	// Sinks receive every alert fired and resolved.
+	Sinks AlertSinks `yaml:"sinks"`
+}
+
+// AlertSinks are the webhooks alerts are POSTed to. Their URLs often carry a
+// token, so they are secrets too.
+type AlertSinks struct {
+	// WebhookURLs receive the alert as JSON; SlackURLs as a Slack message ({"text": ...}).
+	WebhookURLs []string `yaml:"webhookUrls" secret:"true"`
+	SlackURLs   []string `yaml:"slackUrls" secret:"true"`
+	// SigningSecret keys the HMAC-SHA256 of each body (X-Gyre-Signature: sha256=<hex>).
+	SigningSecret string `yaml:"signingSecret" secret:"true"`
+	// A failed delivery is retried after RetryBackoff, doubling up to
+	// MaxBackoff, until MaxAttempts.
+	MaxAttempts  int           `yaml:"maxAttempts"`
+	RetryBackoff time.Duration `yaml:"retryBackoff"`
+	MaxBackoff   time.Duration `yaml:"maxBackoff"`
+	// Timeout bounds one delivery request.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Inference configures the data plane (the inference target).
@@ -164,6 +207,9 @@ func Default() Config {
 		Inference:       Inference{LogBuffer: 65536, LogBatch: 512, LogFlushInterval: 200 * time.Millisecond},
 		Deployer: Deployer{TickInterval: time.Second, Kubernetes: Kubernetes{
 			Image: "ghcr.io/gyreml/gyre:latest", NamespacePrefix: "gyre-", RolloutTimeout: 5 * time.Minute}},
+		Monitor: Monitor{TickInterval: 5 * time.Second, CloseDelay: 30 * time.Second, LabelHorizon: 7 * 24 * time.Hour,
+			Retention: 90 * 24 * time.Hour, ResolveAfter: 2, ResolveMargin: 0.8, AlertEnvironment: "production",
+			Sinks: AlertSinks{MaxAttempts: 10, RetryBackoff: 5 * time.Second, MaxBackoff: 10 * time.Minute, Timeout: 10 * time.Second}},
 	}
 }
 
@@ -286,17 +332,73 @@ func (c *Config) Validate() error {
 	if c.Deployer.TickInterval <= 0 {
 		errs = append(errs, errors.New("deployer.tickInterval: must be positive"))
 	}
+	errs = append(errs, c.Monitor.validate()...)
 	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
 		errs = append(errs, errors.New("tracing.sampleRatio: must be within [0, 1]"))
 	}
 	return errors.Join(errs...)
 }
 
+func (m *Monitor) validate() []error {
+	var errs []error
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{{"monitor.tickInterval", m.TickInterval}, {"monitor.labelHorizon", m.LabelHorizon}, {"monitor.retention", m.Retention},
+		{"monitor.sinks.retryBackoff", m.Sinks.RetryBackoff}, {"monitor.sinks.maxBackoff", m.Sinks.MaxBackoff}, {"monitor.sinks.timeout", m.Sinks.Timeout}} {
+		if d.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive", d.key))
+		}
+	}
+	if m.CloseDelay < 0 {
+		errs = append(errs, errors.New("monitor.closeDelay: must not be negative"))
+	}
+	if m.Retention < m.LabelHorizon {
+		errs = append(errs, errors.New("monitor.retention: must be at least monitor.labelHorizon"))
+	}
+	if m.ResolveAfter < 1 {
+		errs = append(errs, errors.New("monitor.resolveAfter: must be at least 1"))
+	}
+	if m.ResolveMargin <= 0 || m.ResolveMargin > 1 {
+		errs = append(errs, errors.New("monitor.resolveMargin: must be within (0, 1]"))
+	}
+	if m.AlertEnvironment == "" {
+		errs = append(errs, errors.New("monitor.alertEnvironment: required"))
+	}
+	if m.Sinks.MaxAttempts < 1 {
+		errs = append(errs, errors.New("monitor.sinks.maxAttempts: must be at least 1"))
+	}
+	for _, list := range []struct {
+		key  string
+		urls []string
+	}{{"monitor.sinks.webhookUrls", m.Sinks.WebhookURLs}, {"monitor.sinks.slackUrls", m.Sinks.SlackURLs}} {
+		for i, raw := range list.urls {
+			// The URL itself is a secret: say which one, not what it is.
+			if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("%s[%d]: not an http(s) URL", list.key, i))
+			}
+		}
+	}
+	if len(m.Sinks.WebhookURLs) > 0 && m.Sinks.SigningSecret == "" {
+		errs = append(errs, errors.New("monitor.sinks.signingSecret: required with webhookUrls (receivers verify X-Gyre-Signature with it)"))
+	}
+	return errs
+}
+
 // Print renders the effective configuration as YAML with secrets masked.
 func (c Config) Print() string {
 	masked := c
 	walk(reflect.ValueOf(&masked).Elem(), "", func(_ string, v reflect.Value, f reflect.StructField) {
-		if f.Tag.Get("secret") == "true" && v.String() != "" {
+		switch {
+		case f.Tag.Get("secret") != "true":
+		case v.Kind() == reflect.Slice:
+			// A new slice: the masked copy must not write into c's.
+			out := make([]string, v.Len())
+			for i := range out {
+				out[i] = maskURL(v.Index(i).String())
+			}
+			v.Set(reflect.ValueOf(out))
+		case v.String() != "":
 			v.SetString(maskSecret(v.String()))
 		}
 	})
@@ -314,6 +416,15 @@ func maskSecret(s string) string {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 		return u.Redacted()
+	}
+	return "*****"
+}
+
+// maskURL keeps a URL's scheme and host and hides the rest, where webhook
+// tokens live.
+func maskURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+		return u.Scheme + "://" + u.Host + "/*****"
 	}
 	return "*****"
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -26,15 +27,24 @@ import (
 	"github.com/gyreml/gyre/pkg/blob"
 	"github.com/gyreml/gyre/pkg/config"
 	"github.com/gyreml/gyre/pkg/events"
+	"github.com/gyreml/gyre/pkg/inference"
+	"github.com/gyreml/gyre/pkg/kube"
+	deployerv1 "github.com/gyreml/gyre/pkg/pb/gyre/deployer/v1"
 	evaluatorv1 "github.com/gyreml/gyre/pkg/pb/gyre/evaluator/v1"
+	inferencev1 "github.com/gyreml/gyre/pkg/pb/gyre/inference/v1"
 	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
+	monitorv1 "github.com/gyreml/gyre/pkg/pb/gyre/monitor/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
 	schedulerv1 "github.com/gyreml/gyre/pkg/pb/gyre/scheduler/v1"
+	inferencepb "github.com/gyreml/gyre/pkg/pb/inference"
 	"github.com/gyreml/gyre/pkg/pg"
+	"github.com/gyreml/gyre/pkg/pipeline"
 	"github.com/gyreml/gyre/pkg/server"
 	"github.com/gyreml/gyre/pkg/telemetry"
+	"github.com/gyreml/gyre/services/deployer"
 	"github.com/gyreml/gyre/services/evaluator"
 	"github.com/gyreml/gyre/services/ingestion"
+	"github.com/gyreml/gyre/services/monitor"
 	"github.com/gyreml/gyre/services/registry"
 	"github.com/gyreml/gyre/services/scheduler"
 )
@@ -50,6 +60,9 @@ const (
 	Ingestion = "ingestion"
 	Scheduler = "scheduler"
 	Evaluator = "evaluator"
+	Deployer  = "deployer"
+	Inference = "inference"
+	Monitor   = "monitor"
 	All       = "all"
 )
 
@@ -82,7 +95,10 @@ func New(cfg config.Config, log *slog.Logger) (*Process, error) {
 		{Name: Ingestion, Deps: []string{Server, Postgres, NATS, S3}, Init: p.initIngestion},
 		{Name: Scheduler, Deps: []string{Server, Postgres, NATS}, Init: p.initScheduler},
 		{Name: Evaluator, Deps: []string{Server, Postgres, NATS, S3}, Init: p.initEvaluator},
-		{Name: All, Deps: []string{Registry, Ingestion, Scheduler, Evaluator}, Init: noService},
+		{Name: Inference, Deps: []string{Server, NATS, S3}, Init: p.initInference},
+		{Name: Deployer, Deps: []string{Server, Postgres, NATS, S3}, Init: p.initDeployer},
+		{Name: Monitor, Deps: []string{Server, Postgres, NATS, S3}, Init: p.initMonitor},
+		{Name: All, Deps: []string{Registry, Ingestion, Scheduler, Evaluator, Inference, Deployer, Monitor}, Init: noService},
 	}
 	m, err := app.NewManager(log, mods...)
 	if err != nil {
@@ -379,3 +395,102 @@ func (p *Process) initIngestion(ctx context.Context) (app.Service, error) {
 	p.Server.SetServing(ingestionv1.IngestionService_ServiceDesc.ServiceName)
 	return p.newEventLoop(pool), nil
 }
+
+func (p *Process) initDeployer(ctx context.Context) (app.Service, error) {
+	reg, ing, err := p.registryAndIngestion()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := p.serviceConn(Inference, p.Config.Services.Inference)
+	if err != nil {
+		return nil, err
+	}
+	targets := map[string]deployer.Target{pipeline.TargetLocal: deployer.NewLocal(conn)}
+	// The kubernetes target is there when the deployer has a cluster: a
+	// kubeconfig, or the service account of the pod it runs in.
+	if kc := p.Config.Deployer.Kubernetes; kc.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		cs, err := kube.NewClient(kc.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("deployer.kubernetes: %w", err)
+		}
+		targets[pipeline.TargetKubernetes] = deployer.NewKubernetes(cs, kc)
+	}
+	pool, err := p.servicePool(ctx, deployer.Schema)
+	if err != nil {
+		return nil, err
+	}
+	c := p.Config.Deployer
+	svc := deployer.New(pool, p.Blobs, reg, ing, targets, deployer.Config{TickInterval: c.TickInterval, WorkDir: p.Config.Inference.BundleDir},
+		p.Log.With("service", Deployer))
+	deployerv1.RegisterDeployerServiceServer(p.Server.GRPC, svc)
+	if err := deployerv1.RegisterDeployerServiceHandler(ctx, p.Server.Gateway, p.Server.Conn); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	p.Server.SetServing(deployerv1.DeployerService_ServiceDesc.ServiceName)
+	loop := p.newEventLoop(pool, &events.Consumer{Name: "deployer", Subjects: deployer.ConsumedSubjects, Handler: svc.HandleEvent})
+	loop.runners = append(loop.runners, svc.Run)
+	return loop, nil
+}
+
+func (p *Process) initMonitor(ctx context.Context) (app.Service, error) {
+	reg, ing, err := p.registryAndIngestion()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := p.servicePool(ctx, monitor.Schema)
+	if err != nil {
+		return nil, err
+	}
+	c := p.Config.Monitor
+	var sinks []monitor.Sink
+	for _, u := range c.Sinks.WebhookURLs {
+		sinks = append(sinks, monitor.Sink{URL: u, Format: monitor.FormatJSON})
+	}
+	for _, u := range c.Sinks.SlackURLs {
+		sinks = append(sinks, monitor.Sink{URL: u, Format: monitor.FormatSlack})
+	}
+	svc, err := monitor.New(pool, p.Blobs, reg, ing, monitor.Config{
+		TickInterval: c.TickInterval, CloseDelay: c.CloseDelay, LabelHorizon: c.LabelHorizon, Retention: c.Retention,
+		ResolveAfter: c.ResolveAfter, ResolveMargin: c.ResolveMargin, AlertEnvironment: c.AlertEnvironment,
+		Sinks: sinks, SigningSecret: []byte(c.Sinks.SigningSecret), MaxAttempts: c.Sinks.MaxAttempts,
+		RetryBackoff: c.Sinks.RetryBackoff, MaxBackoff: c.Sinks.MaxBackoff, Timeout: c.Sinks.Timeout,
+	}, p.Metrics, p.Log.With("service", Monitor))
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	monitorv1.RegisterMonitorServiceServer(p.Server.GRPC, svc)
+	if err := monitorv1.RegisterMonitorServiceHandler(ctx, p.Server.Gateway, p.Server.Conn); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	p.Server.SetServing(monitorv1.MonitorService_ServiceDesc.ServiceName)
+	loop := p.newEventLoop(pool, &events.Consumer{Name: "monitor", Subjects: monitor.ConsumedSubjects, Handler: svc.HandleEvent})
+	loop.runners = append(loop.runners, svc.Run, svc.RunDeliveries)
+	return loop, nil
+}
+
+// initInference runs the data plane: OIP v2 over REST (/v2, /staging/v2)
+// and gRPC, the control API the deployer drives, and the prediction log.
+func (p *Process) initInference(ctx context.Context) (app.Service, error) {
+	svc, err := inference.New(inference.Options{
+		Config: p.Config.Inference, Blobs: p.Blobs, JS: p.JS, Registerer: p.Metrics,
+		Logger: p.Log.With("service", Inference), Version: BuildVersion,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.SetStaticRoute(ctx, p.Config.Inference.Static); err != nil {
+		return nil, fmt.Errorf("inference.static: %w", err)
+	}
+	inferencepb.RegisterGRPCInferenceServiceServer(p.Server.GRPC, svc.GRPC())
+	inferencev1.RegisterInferenceControlServiceServer(p.Server.GRPC, svc.Control())
+	svc.Mount(p.Server)
+	p.Server.SetServing(inferencepb.GRPCInferenceService_ServiceDesc.ServiceName)
+	p.Server.SetServing(inferencev1.InferenceControlService_ServiceDesc.ServiceName)
+	return svc, nil
+}
+
+// BuildVersion is the gyre version the inference server reports (set by main).
+var BuildVersion = "dev"
