@@ -98,8 +98,10 @@ func TestDemoStartsItsOwnGyreDevWhenNoServerAnswers(t *testing.T) {
 		"6) Evaluate version 2 against the production champion", "compared with the champion: production version 1",
 		"canary analysis at 10%: pass", "canary analysis at 50%: pass", "production now serves demo-credit-risk@2",
 		"7) Production answers predictions", "answered by version 2", "curl -s -X POST http://",
-		"8) Lineage of the production version", "dataset:demo-credit-applications@1 (trained)",
-		"9) Check the audit log", "audit log intact",
+		"8) Production drifts", "monitor alert", "FIRED", "training job", "(trigger drift)", "registered demo-credit-risk@",
+		"serving production traffic:",
+		"9) Lineage of the production version", "dataset:demo-credit-applications@1 (trained)",
+		"10) Check the audit log", "audit log intact",
 		"of demo-credit-risk@1: passed, gates 3/3 passed, 1 skipped, no champion",
 		"of demo-credit-risk@2: passed, gates 4/4 passed, against champion version 1",
 		"Done.", "Stopping the demo's gyre dev",
@@ -163,8 +165,8 @@ func TestClientVerbsAgainstGyreDev(t *testing.T) {
 
 	// Twice: the second run applies the first spec again after the first run's retraining
 	// spec (pipeline versions 3 and 4) and registers model versions 3 and 4.
-	run("demo")
-	out := run("demo")
+	run("demo", "--skip-loop")
+	out := run("demo", "--skip-loop")
 	matches(out, "pipeline demo-credit-risk version 3 created")
 	matches(out, "credit-clean.csv: unchanged, same bytes as version 1 of demo-credit-applications")
 	matches(out, "applied the pipeline with other training params: version 4 created")

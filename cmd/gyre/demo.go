@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,7 +53,8 @@ const (
 var demoRetrainParams = map[string]any{"maxIter": 100, "l2": 0.1}
 
 func newDemoCmd(o *clientOptions) *cobra.Command {
-	var startTimeout, jobTimeout, evaluationTimeout, rolloutTimeout time.Duration
+	var startTimeout, jobTimeout, evaluationTimeout, rolloutTimeout, loopTimeout time.Duration
+	var skipLoop bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Play the Gyre loop against a running server (or a private `gyre dev` it starts)",
@@ -61,14 +63,15 @@ func newDemoCmd(o *clientOptions) *cobra.Command {
 			"against the pipeline's gates and for the deployer to release it to staging (smoke test) and\n" +
 			"production, retrains it under a new pipeline version with other parameters, waits for the\n" +
 			"retrained version's evaluation against the production champion and for its canary into\n" +
-			"production (with live traffic), asks production for a prediction, shows the lineage and\n" +
-			"checks the audit log. When nothing answers on --server it starts `gyre dev` (with its worker and\n" +
+			"production (with live traffic), asks production for a prediction, then sends drifted traffic\n" +
+			"until the monitor alerts and follows the loop (retraining, evaluation, staging, canary) to a\n" +
+			"new production version, timing alert to serving, and shows its lineage and checks the audit log. When nothing answers on --server it starts `gyre dev` (with its worker and\n" +
 			"evaluator) in a temporary state directory and stops it at the end.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			d := &demo{out: out, c: o.client(), server: o.serverURL(), jobTimeout: jobTimeout, evaluationTimeout: evaluationTimeout,
-				rolloutTimeout: rolloutTimeout}
+				rolloutTimeout: rolloutTimeout, loopTimeout: loopTimeout, skipLoop: skipLoop}
 			ctx := cmd.Context()
 			if err := d.connect(ctx, startTimeout); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "demo could not reach a Gyre server:")
@@ -93,6 +96,8 @@ func newDemoCmd(o *clientOptions) *cobra.Command {
 	cmd.Flags().DurationVar(&startTimeout, "start-timeout", 2*time.Minute, "how long to wait for a `gyre dev` the demo starts")
 	cmd.Flags().DurationVar(&jobTimeout, "job-timeout", 5*time.Minute, "how long to wait for each training job to end")
 	cmd.Flags().DurationVar(&evaluationTimeout, "evaluation-timeout", 2*time.Minute, "how long to wait for each model version's evaluation")
+	cmd.Flags().BoolVar(&skipLoop, "skip-loop", false, "stop after production answers: no injected drift, no automatic retraining")
+	cmd.Flags().DurationVar(&loopTimeout, "loop-timeout", 5*time.Minute, "how long the injected drift may take to come back as a new production version")
 	cmd.Flags().DurationVar(&rolloutTimeout, "rollout-timeout", 3*time.Minute, "how long to wait for each rollout to staging or production")
 	return cmd
 }
@@ -106,6 +111,8 @@ type demo struct {
 	jobTimeout        time.Duration
 	evaluationTimeout time.Duration
 	rolloutTimeout    time.Duration
+	loopTimeout       time.Duration
+	skipLoop          bool
 
 	pipeline   *registryv1.Pipeline // the version the next job trains under
 	created    bool
@@ -118,6 +125,10 @@ type demo struct {
 	firstEval  *evaluatorv1.Evaluation
 	secondEval *evaluatorv1.Evaluation
 	releases   []*deployerv1.Deployment
+	third      *registryv1.ModelVersion // retrained by the loop
+	loopEval   *evaluatorv1.Evaluation
+	alertAt    time.Time
+	loopTime   time.Duration
 	curl       string
 	audit      *registryv1.VerifyAuditResponse
 }
@@ -181,8 +192,17 @@ func (d *demo) play(ctx context.Context) error {
 		{"Retrain with other parameters, under a new pipeline version", d.trainSecond},
 		{"Evaluate version 2 against the production champion; the deployer canaries it into production", d.evaluateSecond},
 		{"Production answers predictions", d.serve},
+		{"Production drifts: the loop retrains, evaluates and releases by itself", d.closeLoop},
 		{"Lineage of the production version", d.lineage},
 		{"Check the audit log", d.checkAudit},
+	}
+	if d.skipLoop {
+		stages = slices.DeleteFunc(stages, func(s struct {
+			title string
+			run   func(context.Context) error
+		}) bool {
+			return strings.HasPrefix(s.title, "Production drifts")
+		})
 	}
 	for i, s := range stages {
 		fmt.Fprintf(d.out, "\n%d) %s\n", i+1, s.title)
@@ -578,7 +598,14 @@ func (d *demo) summary() {
 		for _, r := range d.releases {
 			field(w, "deployment", fmt.Sprintf("%s: %s@%d to production by %s, %s", r.GetId(), r.GetModel(), r.GetVersion(), r.GetStrategy(), deploymentState(r)))
 		}
-		field(w, "aliases", fmt.Sprintf("production -> %d, staging -> %d", d.second.GetVersion(), d.second.GetVersion()))
+		if d.third == nil {
+			field(w, "aliases", fmt.Sprintf("production -> %d, staging -> %d", d.second.GetVersion(), d.second.GetVersion()))
+			field(w, "audit log", fmt.Sprintf("intact, %d records", d.audit.GetRecords()))
+			return
+		}
+		field(w, "closed loop", fmt.Sprintf("drift alert at %s -> retrained %s@%d -> evaluated -> staging -> canary -> production in %s",
+			d.alertAt.Local().Format("15:04:05"), model, d.third.GetVersion(), formatDuration(d.loopTime)))
+		field(w, "aliases", fmt.Sprintf("production -> %d, staging -> %d", d.third.GetVersion(), d.third.GetVersion()))
 		field(w, "audit log", fmt.Sprintf("intact, %d records", d.audit.GetRecords()))
 	})
 	if d.dev != nil {

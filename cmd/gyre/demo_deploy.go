@@ -120,7 +120,8 @@ func (d *demo) inferBody(ctx context.Context, model string, row int) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	header, rec := records[0], records[1+row%(len(records)-1)]
+	// Rows spread over the file, so that any stretch of traffic looks like the data.
+	header, rec := records[0], records[1+(row*7919)%(len(records)-1)]
 	type tensor struct {
 		Name     string `json:"name"`
 		Shape    []int  `json:"shape"`

@@ -259,6 +259,11 @@ func startDevStack(ctx context.Context, dir string, cfg *config.Config, log *slo
 		return nil, err
 	}
 	cfg.S3.Endpoint, cfg.S3.AccessKey, cfg.S3.SecretKey = s.s3.Endpoint, s.s3.AccessKey, s.s3.SecretKey
+	// One process logs every prediction itself: monitoring windows need not
+	// wait long for late batches from other replicas (unless configured).
+	if def := config.Default().Monitor; cfg.Monitor.CloseDelay == def.CloseDelay && cfg.Monitor.TickInterval == def.TickInterval {
+		cfg.Monitor.CloseDelay, cfg.Monitor.TickInterval = 2*time.Second, time.Second
+	}
 	if cfg.Ingestion.PseudonymizationKey == "" {
 		if cfg.Ingestion.PseudonymizationKey, err = stateKey(filepath.Join(dir, "pseudonymization.key")); err != nil {
 			s.stop(log)
