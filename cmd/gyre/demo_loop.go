@@ -155,4 +155,3 @@ func (d *demo) poll(ctx context.Context, what string, check func() (bool, error)
 		}
 	}
 }
-
