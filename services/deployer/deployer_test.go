@@ -18,12 +18,15 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/gyreml/gyre/pkg/blob"
 	"github.com/gyreml/gyre/pkg/config"
+	"github.com/gyreml/gyre/pkg/gyre"
 	"github.com/gyreml/gyre/pkg/gyretest"
 	deployerv1 "github.com/gyreml/gyre/pkg/pb/gyre/deployer/v1"
 	registryv1 "github.com/gyreml/gyre/pkg/pb/gyre/registry/v1"
@@ -60,6 +63,14 @@ func start(t *testing.T, approval, rollbackOn string) *suite {
 	if _, err := s.reg.ApplyPipeline(ctx, &registryv1.ApplyPipelineRequest{Manifest: fmt.Sprintf(pipelineTmpl, approval, rollbackOn)}); err != nil {
 		t.Fatal(err)
 	}
+	startWorkerAndData(t, env)
+	return s
+}
+
+// startWorkerAndData pushes the customers dataset and runs a worker.
+func startWorkerAndData(t *testing.T, env *gyretest.Env) {
+	t.Helper()
+	ctx := context.Background()
 	var b strings.Builder
 	b.WriteString("tenure,spend,plan,churned\n")
 	for i := range 600 {
@@ -84,7 +95,6 @@ func start(t *testing.T, approval, rollbackOn string) *suite {
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(wctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return s
 }
 
 // train submits a job and returns once its version exists.
@@ -326,5 +336,99 @@ func TestConcurrentDeploysOneWins(t *testing.T) {
 	}
 	if won != 1 {
 		t.Fatalf("%d deploys won", won)
+	}
+}
+
+// startDeployer runs a deployer-only process against env's services and
+// stores, as a second replica or a restarted deployer would.
+func startDeployer(t *testing.T, env *gyretest.Env) (*gyre.Process, deployerv1.DeployerServiceClient) {
+	t.Helper()
+	cfg := env.Config
+	cfg.Targets = []string{gyre.Deployer}
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	addr := env.Process.Server.GRPCAddr()
+	cfg.Services.Registry, cfg.Services.Ingestion, cfg.Services.Inference = addr, addr, addr
+	cfg.Deployer.TickInterval = 100 * time.Millisecond
+	p, err := gyre.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(p.Server.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return p, deployerv1.NewDeployerServiceClient(conn)
+}
+
+func TestADeployerStoppedMidCanaryResumesWhereItWas(t *testing.T) {
+	// Everything but the deployer in one process; the deployer in its own.
+	env := gyretest.Start(t, gyre.Registry, gyre.Ingestion, gyre.Scheduler, gyre.Evaluator, gyre.Inference)
+	s := &suite{env: env, reg: registryv1.NewRegistryServiceClient(env.Conn), sched: schedulerv1.NewSchedulerServiceClient(env.Conn)}
+	ctx := context.Background()
+	if _, err := s.reg.ApplyPipeline(ctx, &registryv1.ApplyPipelineRequest{Manifest: strings.Replace(
+		fmt.Sprintf(pipelineTmpl, "auto", "[]"), "stepDuration: 1s", "stepDuration: 3s", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	startWorkerAndData(t, env)
+	for v := int64(1); v <= 2; v++ {
+		s.train(t)
+		until(t, func() bool {
+			mv, err := s.reg.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: "churn", Version: v})
+			return err == nil && mv.GetStatus() == registryv1.VersionStatus_VERSION_STATUS_PASSED
+		})
+	}
+	first, dep := startDeployer(t, env)
+	s.dep = dep
+	if _, err := dep.Deploy(ctx, &deployerv1.DeployRequest{Model: "churn", Version: 1, Environment: "production"}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitDeployment(t, 1, "production", nil)
+	d, err := dep.Deploy(ctx, &deployerv1.DeployRequest{Model: "churn", Version: 2, Environment: "production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	until(t, func() bool {
+		got, err := dep.GetDeployment(ctx, &deployerv1.GetDeploymentRequest{Deployment: d.GetId()})
+		return err == nil && got.GetPhase() == "canary"
+	})
+	// The deployer goes away mid-canary; another one takes over from the database.
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	second, dep := startDeployer(t, env)
+	t.Cleanup(func() { _ = second.Stop() })
+	s.dep = dep
+	done := s.waitDeployment(t, 2, "production", func() { s.predict(t, "") })
+	if done.GetState() != deployerv1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED || len(done.GetAnalyses()) != 1 || done.GetPreviousVersion() != 1 {
+		t.Fatalf("after the restart: %v", done)
+	}
+	// One promotion: production moved to 2 exactly once.
+	hist, err := s.reg.ListAliasHistory(ctx, &registryv1.ListAliasHistoryRequest{Model: "churn", Alias: "production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moves := 0
+	for _, c := range hist.GetChanges() {
+		if c.GetToVersion() == 2 {
+			moves++
+		}
+	}
+	if moves != 1 {
+		t.Fatalf("production moved to 2 %d times", moves)
+	}
+}
+
+func until(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
