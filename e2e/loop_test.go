@@ -48,7 +48,7 @@ spec:
     window: 2s
     minSamples: 50
     drift: {method: psi, threshold: 0.2}
-  retraining: {on: [drift], cooldown: 1s}
+  retraining: {on: [drift], cooldown: 30s}
 `
 
 type loop struct {
@@ -207,33 +207,54 @@ func TestDriftRetrainsAndTheNewVersionReachesProductionByItself(t *testing.T) {
 		alert.GetValue(), alert.GetThreshold())
 
 	// No human action from here: the scheduler retrains on the alert, the
-	// evaluator passes version 2, the deployer stages and canaries it.
+	// evaluator passes the new version, the deployer stages and canaries it.
 	fired := time.Now()
-	until(t, 120*time.Second, "version 2 in production", func() { l.predict(t, 160, "basic") }, func() bool {
-		return l.alias(t, "production") == 2
+	var v int64
+	until(t, 120*time.Second, "a retrained version in production", func() { l.predict(t, 160, "basic") }, func() bool {
+		v = l.alias(t, "production")
+		return v >= 2
 	})
-	t.Logf("alert to version 2 serving production: %s", time.Since(fired).Round(time.Millisecond))
+	t.Logf("alert fired to version %d serving production: %s (after the test saw it: %s)", v,
+		time.Since(alert.GetFireTime().AsTime()).Round(time.Millisecond), time.Since(fired).Round(time.Millisecond))
 
-	jobs, err := l.sched.ListJobs(context.Background(), &schedulerv1.ListJobsRequest{Pipeline: "churn"})
+	ctx := context.Background()
+	mv, err := l.reg.GetModelVersion(ctx, &registryv1.GetModelVersionRequest{Model: "churn", Version: v})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j := jobs.GetJobs()[0]; j.GetTrigger() != "drift" || j.GetDatasetVersion() != 2 {
-		t.Fatalf("the retraining job: trigger %q on dataset version %d", j.GetTrigger(), j.GetDatasetVersion())
-	}
-	deps, err := l.dep.ListDeployments(context.Background(), &deployerv1.ListDeploymentsRequest{Model: "churn", Environment: "production"})
+	job, err := l.sched.GetJob(ctx, &schedulerv1.GetJobRequest{Job: mv.GetLineage().GetTrainingJob()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := deps.GetDeployments()[0]
-	if d.GetVersion() != 2 || d.GetStrategy() != "canary" || d.GetPreviousVersion() != 1 || len(d.GetAnalyses()) == 0 {
-		t.Fatalf("the production rollout of version 2: %v", d)
+	at := alert.GetFireTime().AsTime()
+	t.Logf("timeline after the alert: job queued +%s, started +%s, ended +%s; version %d registered +%s",
+		job.GetCreateTime().AsTime().Sub(at).Round(time.Millisecond), job.GetStartTime().AsTime().Sub(at).Round(time.Millisecond),
+		job.GetEndTime().AsTime().Sub(at).Round(time.Millisecond), v, mv.GetCreateTime().AsTime().Sub(at).Round(time.Millisecond))
+	if job.GetTrigger() != "drift" || job.GetDatasetVersion() != 2 {
+		t.Fatalf("the retraining job: trigger %q on dataset version %d", job.GetTrigger(), job.GetDatasetVersion())
 	}
-	if v := l.predict(t, 160, "basic"); v != "2" {
-		t.Fatalf("production answered with version %q", v)
+	deps, err := l.dep.ListDeployments(ctx, &deployerv1.ListDeploymentsRequest{Model: "churn", Environment: "production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d *deployerv1.Deployment
+	for _, x := range deps.GetDeployments() {
+		if x.GetVersion() == v && x.GetState() == deployerv1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED {
+			d = x
+		}
+	}
+	if d == nil || d.GetStrategy() != "canary" || d.GetPreviousVersion() != 1 || len(d.GetAnalyses()) == 0 {
+		t.Fatalf("the production rollout of version %d: %v", v, d)
+	}
+	for _, x := range deps.GetDeployments() {
+		t.Logf("deployment of %d to production: created +%s, ended +%s", x.GetVersion(), x.GetCreateTime().AsTime().Sub(at).Round(time.Millisecond),
+			x.GetEndTime().AsTime().Sub(at).Round(time.Millisecond))
+	}
+	if got := l.predict(t, 160, "basic"); got != fmt.Sprint(v) {
+		t.Fatalf("production answered with version %q", got)
 	}
 	// Lineage links the deployment to the version, the version to its job and data.
-	lin, err := l.reg.GetLineage(context.Background(), &registryv1.GetLineageRequest{Node: "model:churn@2",
+	lin, err := l.reg.GetLineage(ctx, &registryv1.GetLineageRequest{Node: fmt.Sprintf("model:churn@%d", v),
 		Direction: registryv1.LineageDirection_LINEAGE_DIRECTION_BOTH})
 	if err != nil {
 		t.Fatal(err)
@@ -243,9 +264,9 @@ func TestDriftRetrainsAndTheNewVersionReachesProductionByItself(t *testing.T) {
 		edges = append(edges, e.GetFrom()+" -"+e.GetRelation()+"-> "+e.GetTo())
 	}
 	joined := strings.Join(edges, "\n")
-	for _, want := range []string{"model:churn@2 -deployed_as-> deployment:" + d.GetId(), "dataset:customers@2 -trained-> job:"} {
+	for _, want := range []string{fmt.Sprintf("model:churn@%d -deployed_as-> deployment:%s", v, d.GetId()), "dataset:customers@2 -trained-> job:" + job.GetId()} {
 		if !strings.Contains(joined, want) {
-			t.Fatalf("lineage of churn@2 lacks %q:\n%s", want, joined)
+			t.Fatalf("lineage of churn@%d lacks %q:\n%s", v, want, joined)
 		}
 	}
 }
