@@ -91,7 +91,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	for ctx.Err() == nil {
-		resp, err := w.api.PollJob(ctx, &schedulerv1.PollJobRequest{WorkerId: w.id, Wait: durationpb.New(30 * time.Second)})
+		// The scheduler answers at once when a job is queued (NOTIFY); the
+		// wait bounds how long a missed wake-up can delay a job.
+		resp, err := w.api.PollJob(ctx, &schedulerv1.PollJobRequest{WorkerId: w.id, Wait: durationpb.New(pollWait)})
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -130,6 +132,9 @@ func (w *Worker) register(ctx context.Context) error {
 		sleep(ctx, 2*time.Second)
 	}
 }
+
+// pollWait is how long one PollJob waits for a job.
+const pollWait = 10 * time.Second
 
 func sleep(ctx context.Context, d time.Duration) {
 	select {
