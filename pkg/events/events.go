@@ -108,7 +108,7 @@ func Enqueue(ctx context.Context, tx pgx.Tx, source, subject string, data proto.
 		return "", fmt.Errorf("enqueue event %s: id: %w", subject, err)
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO outbox (id, subject, type, source, data, headers) VALUES ($1, $2, $3, $4, $5, $6)`,
-		id, subject, eventType(subject), source, payload, headers)
+		id, subject, Type(subject), source, payload, headers)
 	if err != nil {
 		return "", fmt.Errorf("enqueue event %s: insert outbox: %w", subject, err)
 	}
@@ -119,7 +119,23 @@ func Enqueue(ctx context.Context, tx pgx.Tx, source, subject string, data proto.
 	return id.String(), nil
 }
 
-func eventType(subject string) string {
+// NewMsg is the CloudEvents envelope of one event: every publisher (the
+// outbox relay, the inference server's prediction log) builds it here, so
+// every consumer reads the same headers.
+func NewMsg(id, eventType, source, subject string, created time.Time, data []byte) *nats.Msg {
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	msg.Header.Set(HeaderID, id)
+	msg.Header.Set(HeaderType, eventType)
+	msg.Header.Set(HeaderSource, source)
+	msg.Header.Set(HeaderSpecVersion, "1.0")
+	msg.Header.Set(HeaderTime, created.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(HeaderContentType, "application/json")
+	return msg
+}
+
+// Type is the CloudEvents type of a subject: gyre.x.y -> dev.gyre.x.y.
+func Type(subject string) string {
 	return TypePrefix + strings.TrimPrefix(subject, SubjectPrefix)
 }
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
@@ -214,14 +213,7 @@ func (r *Relay) publish(ctx context.Context, row outboxRow) error {
 		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(spanAttrs(row.Subject, row.ID)...))
 	defer span.End()
 
-	msg := nats.NewMsg(row.Subject)
-	msg.Data = row.Data
-	msg.Header.Set(HeaderID, row.ID)
-	msg.Header.Set(HeaderType, row.Type)
-	msg.Header.Set(HeaderSource, row.Source)
-	msg.Header.Set(HeaderSpecVersion, "1.0")
-	msg.Header.Set(HeaderTime, row.CreatedAt.UTC().Format(time.RFC3339Nano))
-	msg.Header.Set(HeaderContentType, "application/json")
+	msg := NewMsg(row.ID, row.Type, row.Source, row.Subject, row.CreatedAt, row.Data)
 	// The consumer's span becomes a child of this one.
 	prop.Inject(ctx, headerCarrier(msg.Header))
 

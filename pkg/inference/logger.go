@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -258,14 +257,7 @@ func (l *predictionLogger) publish(batch []*eventsv1.PredictionRecord) {
 		l.publish(batch[half:])
 		return
 	}
-	msg := nats.NewMsg(LoggedSubject)
-	msg.Data = payload
-	msg.Header.Set(events.HeaderID, id.String())
-	msg.Header.Set(events.HeaderType, events.TypePrefix+"inference.logged")
-	msg.Header.Set(events.HeaderSource, source)
-	msg.Header.Set(events.HeaderSpecVersion, "1.0")
-	msg.Header.Set(events.HeaderTime, time.Now().UTC().Format(time.RFC3339Nano))
-	msg.Header.Set(events.HeaderContentType, "application/json")
+	msg := events.NewMsg(id.String(), events.Type(LoggedSubject), source, LoggedSubject, time.Now(), payload)
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
 	if _, err := l.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id.String())); err != nil {
