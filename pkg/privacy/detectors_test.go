@@ -273,3 +273,25 @@ func TestColumnHints(t *testing.T) {
 		}
 	}
 }
+
+// Dates and timestamps, a column of most datasets, are skipped by their
+// shape; anything else with digits and dashes is still scanned.
+func TestTimestampShape(t *testing.T) {
+	for v, want := range map[string]bool{
+		"2024-05-01": true, "2024-05-01T10:00:00Z": true, "2024-05-01 10:00:00": true, "2024-05-01T10:00:00.123+05:30": true,
+		"2024-05-01T10:00:00-03:00": true, "2024-05-01T10:00": false, "2024-05-01 call 555-0100": false,
+		"123-45-6789": false, "2024-05-01T10:00:00 +05:30": false, "555-123-4567": false, "2024-05-01Z": false,
+	} {
+		if got := isTimestampShape(v); got != want {
+			t.Errorf("isTimestampShape(%q) = %v, want %v", v, got, want)
+		}
+	}
+	all := []string{"email", "phone", "credit_card", "ssn", "cpf", "cnpj", "iban", "ip_address"}
+	for _, det := range all {
+		for _, v := range []string{"2024-05-01", "2025-11-30T23:59:59Z", "2025-11-30T23:59:59.123456-05:00"} {
+			if l := levelOf(det, v, "last_seen", "US"); l != none {
+				t.Errorf("%s finds %v in timestamp %q", det, l, v)
+			}
+		}
+	}
+}

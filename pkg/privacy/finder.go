@@ -74,6 +74,9 @@ func (f *finder) scan(v string) {
 			}
 		}
 	}
+	if dashes >= 2 && digits >= 8 && isTimestampShape(v) {
+		return // a date or timestamp, a common column, holds none of these
+	}
 	letters := seen&cLetter != 0
 	// An integer or a decimal ("-23.5505", "1000123") can be something only
 	// as a bare integer, and most lengths of those can't.
@@ -91,6 +94,46 @@ func (f *finder) scan(v string) {
 	if f.enabled.has(detIBAN) && letters && digits >= 10 {
 		f.ibans(v)
 	}
+}
+
+// isTimestampShape reports whether v is a whole ISO 8601 date or timestamp
+// by its shape: 2006-01-02, then optionally T or a space, 15:04:05, a
+// fraction, and Z or an offset.
+func isTimestampShape(v string) bool {
+	const date, clock = "dddd-dd-dd", "Hdd:dd:dd"
+	if len(v) < len(date) || !shape(v[:len(date)], date) {
+		return false
+	}
+	rest := v[len(date):]
+	if rest == "" {
+		return true
+	}
+	if len(rest) < len(clock) || (rest[0] != 'T' && rest[0] != ' ') || !shape(rest[1:len(clock)], clock[1:]) {
+		return false
+	}
+	rest = rest[len(clock):]
+	if len(rest) > 1 && rest[0] == '.' {
+		i := 1
+		for i < len(rest) && isDigit(rest[i]) {
+			i++
+		}
+		rest = rest[i:]
+	}
+	return rest == "" || rest == "Z" || len(rest) == len("+07:00") && (rest[0] == '+' || rest[0] == '-') && shape(rest[1:], "dd:dd")
+}
+
+// shape reports whether s matches pattern, where 'd' stands for a digit and
+// any other byte for itself.
+func shape(s, pattern string) bool {
+	if len(s) != len(pattern) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if pattern[i] == 'd' && !isDigit(s[i]) || pattern[i] != 'd' && s[i] != pattern[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // --- email ---

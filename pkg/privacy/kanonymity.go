@@ -9,7 +9,7 @@ import (
 	"slices"
 )
 
-// MaxClasses bounds the memory of a KAnonymity (about 40 bytes a class):
+// MaxClasses bounds the memory of a KAnonymity (48 to 96 bytes a class):
 // rows of combinations first seen after this many are counted as Untracked.
 const MaxClasses = 1 << 21
 
@@ -21,7 +21,7 @@ type KAnonymity struct {
 	// memory stays per class, and a collision (odds about n²/2¹²⁹) merges two.
 	seed1, seed2 maphash.Seed
 	key          []byte // the row's encoded values, reused
-	classes      map[[2]uint64]int64
+	classes      classTable
 	maxClasses   int
 	rows         int64
 	untracked    int64
@@ -32,7 +32,7 @@ func NewKAnonymity(columns []string, quasiIdentifiers []string) (*KAnonymity, er
 	if len(quasiIdentifiers) == 0 {
 		return nil, errors.New("k-anonymity: no quasi-identifiers")
 	}
-	k := &KAnonymity{classes: map[[2]uint64]int64{}, maxClasses: MaxClasses}
+	k := &KAnonymity{maxClasses: MaxClasses}
 	k.seed1, k.seed2 = maphash.MakeSeed(), maphash.MakeSeed()
 	for _, qi := range quasiIdentifiers {
 		i := slices.Index(columns, qi)
@@ -67,16 +67,66 @@ func (k *KAnonymity) Observe(values []string, null []bool) {
 		k.key = append(k.key, v...)
 	}
 	// Hashed whole: much cheaper than streaming small writes into a Hash.
-	key := [2]uint64{maphash.Bytes(k.seed1, k.key), maphash.Bytes(k.seed2, k.key)}
-	if len(k.classes) < k.maxClasses {
-		k.classes[key]++ // one map operation where two would do the same
-		return
-	}
-	if n, ok := k.classes[key]; ok {
-		k.classes[key] = n + 1
+	h1, h2 := maphash.Bytes(k.seed1, k.key), maphash.Bytes(k.seed2, k.key)
+	if c := k.classes.find(h1, h2, k.classes.n < k.maxClasses); c != nil {
+		c.rows++
 		return
 	}
 	k.untracked++
+}
+
+// classTable counts rows per class: open addressing with linear probing in
+// one flat slice, so a row costs one cache miss where a Go map costs more
+// (with a hundred thousand classes the table no longer fits in cache, and
+// the misses are most of k-anonymity's cost).
+type classTable struct {
+	slots []classSlot // len a power of two; rows == 0 marks a free slot
+	n     int
+}
+
+type classSlot struct {
+	h1, h2 uint64
+	rows   int64
+}
+
+// find returns the class with this hash, adding it when add is set (nil
+// when it is new and add is not).
+func (t *classTable) find(h1, h2 uint64, add bool) *classSlot {
+	if 2*(t.n+1) > len(t.slots) {
+		t.grow()
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := h1 & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		switch {
+		case s.rows == 0:
+			if !add {
+				return nil
+			}
+			s.h1, s.h2 = h1, h2
+			t.n++
+			return s
+		case s.h1 == h1 && s.h2 == h2:
+			return s
+		}
+	}
+}
+
+// grow doubles the table (keeping it at most half full).
+func (t *classTable) grow() {
+	old := t.slots
+	t.slots = make([]classSlot, max(1024, 2*len(old)))
+	mask := uint64(len(t.slots) - 1)
+	for _, s := range old {
+		if s.rows == 0 {
+			continue
+		}
+		i := s.h1 & mask
+		for t.slots[i].rows != 0 {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = s
+	}
 }
 
 // KResult summarises the equivalence classes. It holds counts only.
@@ -98,10 +148,12 @@ type classSize struct{ size, classes int64 }
 // Result summarises the rows observed so far.
 func (k *KAnonymity) Result() KResult {
 	bySize := map[int64]int64{}
-	for _, n := range k.classes {
-		bySize[n]++
+	for _, s := range k.classes.slots {
+		if s.rows > 0 {
+			bySize[s.rows]++
+		}
 	}
-	r := KResult{Rows: k.rows, Classes: int64(len(k.classes)), Untracked: k.untracked}
+	r := KResult{Rows: k.rows, Classes: int64(k.classes.n), Untracked: k.untracked}
 	for size, classes := range bySize {
 		r.sizes = append(r.sizes, classSize{size, classes})
 	}

@@ -3,7 +3,6 @@ package profile
 import (
 	"math"
 	"strconv"
-	"time"
 )
 
 // ParseBool reads the spellings of a boolean a CSV is likely to hold:
@@ -35,8 +34,7 @@ func ParseTimestamp(s string) (float64, bool) {
 	year, ok1 := digits(s[0:4])
 	month, ok2 := digits(s[5:7])
 	day, ok3 := digits(s[8:10])
-	if !ok1 || !ok2 || !ok3 || month < 1 || month > 12 || day < 1 ||
-		day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+	if !ok1 || !ok2 || !ok3 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
 		return 0, false
 	}
 	var hour, minute, sec, nanos, offset int
@@ -83,8 +81,40 @@ func ParseTimestamp(s string) (float64, bool) {
 			return 0, false
 		}
 	}
-	unix := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Unix() - int64(offset)
+	unix := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - int64(offset)
 	return float64(unix) + float64(nanos)/1e9, true
+}
+
+// daysIn is the number of days of a month (1 to 12) in the Gregorian year.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to the Gregorian date
+// (Howard Hinnant's days_from_civil): what time.Date(...).Unix()/86400
+// gives, without its normalisation, for the valid dates that reach it.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 { // 0000-01-01 to 0000-02-29: floor, not truncation
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400
+	mp := (m + 9) % 12 // March is 0
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era*146097 + doe - 719468)
 }
 
 // digits parses a non-empty run of ASCII digits.

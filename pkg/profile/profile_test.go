@@ -402,3 +402,23 @@ func TestParseNumberMatchesStrconv(t *testing.T) {
 		}
 	}
 }
+
+// ParseTimestamp's calendar arithmetic must give time.Time's answer for
+// every day of the four-digit years, and refuse the days that do not exist.
+func TestParseTimestampCalendar(t *testing.T) {
+	for _, years := range [][2]int{{0, 4}, {1896, 2104}, {9996, 9999}} { // leap rules at their edges
+		for day := time.Date(years[0], 1, 1, 0, 0, 0, 0, time.UTC); day.Year() <= years[1]; day = day.AddDate(0, 0, 1) {
+			v := day.Format("2006-01-02") + "T13:14:15.5-03:30"
+			got, ok := ParseTimestamp(v)
+			want := float64(day.Add(16*time.Hour+44*time.Minute+15*time.Second).Unix()) + 0.5
+			if !ok || got != want {
+				t.Fatalf("ParseTimestamp(%q) = %v, %v; want %v", v, got, ok, want)
+			}
+		}
+	}
+	for _, v := range []string{"2023-02-29", "1900-02-29", "2024-04-31", "2024-06-31", "2024-09-31", "2024-11-31", "2024-01-32"} {
+		if _, ok := ParseTimestamp(v); ok {
+			t.Errorf("ParseTimestamp(%q) accepted a day that does not exist", v)
+		}
+	}
+}

@@ -22,6 +22,9 @@ type csvReader struct {
 	// included), and where each field is in them.
 	buf    []byte
 	fields []span
+	// plain: the record is one line without quotes or carriage returns, so
+	// its bytes are its canonical CSV form.
+	plain bool
 
 	rec Record
 }
@@ -104,6 +107,11 @@ func (r *csvReader) Next() (Record, error) {
 			r.rec.Values[i] = f.value(s)
 			r.rec.Null[i] = f.end == f.start && !f.quoted
 		}
+		r.rec.plain = r.plain
+		r.rec.canonical = ""
+		if r.plain {
+			r.rec.canonical = s[:len(trimEOL(r.buf))]
+		}
 		r.row++
 		r.rec.Row = r.row
 		r.rec.Line = line
@@ -145,7 +153,9 @@ func (r *csvReader) readRecord(maxFields int) (int64, error) {
 	}
 	start := r.lr.line
 	r.buf, r.fields = append(r.buf[:0], line...), r.fields[:0]
+	r.plain = false
 	if bytes.IndexByte(line, '"') < 0 {
+		r.plain = bytes.IndexByte(trimEOL(line), '\r') < 0
 		err = r.splitPlain(maxFields, start)
 	} else {
 		err = r.splitQuoted(maxFields, start)

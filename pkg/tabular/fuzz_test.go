@@ -22,6 +22,8 @@ func FuzzCSV(f *testing.F) {
 		"a,b\n\"multi\nline\",2\n",
 		"a,b\n1,\"open\n",
 		"\ufeffa,b\n1,2",
+		"a,b\r\n1,x\ry\r\n,\n",
+		"a\n\n\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -56,6 +58,20 @@ func fuzzRoundTrip(t *testing.T, data []byte, f Format) {
 		return
 	}
 	canonical := writeCanonical(t, header, records)
+	// WriteRecord copies lines that already were canonical: the same bytes.
+	var buf bytes.Buffer
+	w := NewCSVWriter(&buf, header)
+	for _, r := range records {
+		if err := w.WriteRecord(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), canonical) {
+		t.Fatalf("WriteRecord wrote %q, Write %q", buf.Bytes(), canonical)
+	}
 	header2, records2, err := readRecords(bytes.NewReader(canonical), CSV)
 	if err != nil {
 		t.Fatalf("canonical form %q does not read back: %v", canonical, err)
@@ -93,7 +109,7 @@ func readRecords(src io.Reader, f Format) ([]string, []Record, error) {
 		if len(rec.Values) != len(r.Header()) || len(rec.Null) != len(r.Header()) {
 			return nil, nil, errors.New("record width differs from the header")
 		}
-		out = append(out, Record{Row: rec.Row, Values: slices.Clone(rec.Values), Null: slices.Clone(rec.Null)})
+		out = append(out, Record{Row: rec.Row, Values: slices.Clone(rec.Values), Null: slices.Clone(rec.Null), canonical: rec.canonical, plain: rec.plain})
 	}
 }
 
@@ -128,6 +144,17 @@ func FuzzParquet(f *testing.F) {
 		var pe *ParseError
 		if err != nil && !errors.As(err, &pe) {
 			t.Fatalf("error %v (%T), want a *ParseError", err, err)
+		}
+	})
+}
+
+func FuzzIsTimestamp(f *testing.F) {
+	for _, seed := range []string{"2024-05-01", "2024-05-01T10:00:00Z", "2024-05-01T10:00:00.123+05:30", "2024-02-29 10:00:00"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if _, want := ParseTimestamp(v); isTimestamp(v) != want {
+			t.Fatalf("isTimestamp(%q) = %v, ParseTimestamp says %v", v, !want, want)
 		}
 	})
 }

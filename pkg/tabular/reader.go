@@ -68,6 +68,12 @@ type Record struct {
 	Line   int64
 	Values []string
 	Null   []bool
+
+	// canonical is the record's line as CSVWriter would write it, without
+	// the line end, when the input line already was canonical (CSV without
+	// quotes or carriage returns); plain says whether it is set.
+	canonical string
+	plain     bool
 }
 
 // ParseError is bad input: where it is and what is wrong. Its message never

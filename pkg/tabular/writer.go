@@ -56,6 +56,23 @@ func (cw *CSVWriter) Write(values []string, null []bool) error {
 	return cw.err
 }
 
+// WriteRecord writes a record as a Reader returned it (its values not
+// modified since): a CSV line that already was canonical is copied as it
+// is, which is the same bytes Write would give, without re-encoding.
+func (cw *CSVWriter) WriteRecord(rec Record) error {
+	if !rec.plain || len(rec.Values) != cw.columns {
+		return cw.Write(rec.Values, rec.Null)
+	}
+	if cw.err != nil {
+		return cw.err
+	}
+	cw.w.WriteString(rec.canonical)
+	if err := cw.w.WriteByte('\n'); err != nil {
+		cw.err = fmt.Errorf("write csv record: %w", err)
+	}
+	return cw.err
+}
+
 // field writes a comma when asked, then v, quoted when it must be.
 func (cw *CSVWriter) field(v string, comma, forceQuote bool) {
 	if comma {

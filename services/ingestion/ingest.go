@@ -163,7 +163,7 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 				return s.uploadError(err, counted)
 			}
 			rows++
-			if err := out.Write(rec.Values, rec.Null); err != nil {
+			if err := out.WriteRecord(rec); err != nil {
 				return fmt.Errorf("spool: %w", err)
 			}
 			cur.add(rec)
