@@ -21,6 +21,7 @@ type KAnonymity struct {
 	// memory stays per class, and a collision (odds about n²/2¹²⁹) merges two.
 	seed1, seed2 maphash.Seed
 	key          []byte // the row's encoded values, reused
+	pending      [][2]uint64 // hashes of rows not yet counted
 	classes      classTable
 	maxClasses   int
 	rows         int64
@@ -32,7 +33,7 @@ func NewKAnonymity(columns []string, quasiIdentifiers []string) (*KAnonymity, er
 	if len(quasiIdentifiers) == 0 {
 		return nil, errors.New("k-anonymity: no quasi-identifiers")
 	}
-	k := &KAnonymity{maxClasses: MaxClasses}
+	k := &KAnonymity{maxClasses: MaxClasses, pending: make([][2]uint64, 0, 256)}
 	k.seed1, k.seed2 = maphash.MakeSeed(), maphash.MakeSeed()
 	for _, qi := range quasiIdentifiers {
 		i := slices.Index(columns, qi)
@@ -67,12 +68,24 @@ func (k *KAnonymity) Observe(values []string, null []bool) {
 		k.key = append(k.key, v...)
 	}
 	// Hashed whole: much cheaper than streaming small writes into a Hash.
-	h1, h2 := maphash.Bytes(k.seed1, k.key), maphash.Bytes(k.seed2, k.key)
-	if c := k.classes.find(h1, h2, k.classes.n < k.maxClasses); c != nil {
-		c.rows++
-		return
+	k.pending = append(k.pending, [2]uint64{maphash.Bytes(k.seed1, k.key), maphash.Bytes(k.seed2, k.key)})
+	if len(k.pending) == cap(k.pending) {
+		k.flush()
 	}
-	k.untracked++
+}
+
+// flush counts the pending rows. Looking classes up many at a time lets the
+// processor wait on several cache misses at once, where one lookup per row
+// waits on each in turn.
+func (k *KAnonymity) flush() {
+	for _, h := range k.pending {
+		if c := k.classes.find(h[0], h[1], k.classes.n < k.maxClasses); c != nil {
+			c.rows++
+		} else {
+			k.untracked++
+		}
+	}
+	k.pending = k.pending[:0]
 }
 
 // classTable counts rows per class: open addressing with linear probing in
@@ -147,6 +160,7 @@ type classSize struct{ size, classes int64 }
 
 // Result summarises the rows observed so far.
 func (k *KAnonymity) Result() KResult {
+	k.flush()
 	bySize := map[int64]int64{}
 	for _, s := range k.classes.slots {
 		if s.rows > 0 {
