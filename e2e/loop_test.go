@@ -227,8 +227,9 @@ func TestDriftRetrainsAndTheNewVersionReachesProductionByItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := alert.GetFireTime().AsTime()
-	t.Logf("timeline after the alert: job queued +%s, started +%s, ended +%s; version %d registered +%s",
-		job.GetCreateTime().AsTime().Sub(at).Round(time.Millisecond), job.GetStartTime().AsTime().Sub(at).Round(time.Millisecond),
+	t.Logf("timeline after the alert: job queued +%s, not before +%s, started +%s, ended +%s; version %d registered +%s",
+		job.GetCreateTime().AsTime().Sub(at).Round(time.Millisecond), job.GetNotBefore().AsTime().Sub(at).Round(time.Millisecond),
+		job.GetStartTime().AsTime().Sub(at).Round(time.Millisecond),
 		job.GetEndTime().AsTime().Sub(at).Round(time.Millisecond), v, mv.GetCreateTime().AsTime().Sub(at).Round(time.Millisecond))
 	if job.GetTrigger() != "drift" || job.GetDatasetVersion() != 2 {
 		t.Fatalf("the retraining job: trigger %q on dataset version %d", job.GetTrigger(), job.GetDatasetVersion())

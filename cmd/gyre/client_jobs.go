@@ -418,6 +418,9 @@ func printJob(w io.Writer, j *schedulerv1.Job, workers map[string]string) {
 	}
 	field(w, "Metrics", pairs(j.GetMetrics(), num))
 	field(w, "Created", when(j.GetCreateTime()))
+	if nb := j.GetNotBefore(); j.GetState() == schedulerv1.JobState_JOB_STATE_QUEUED && nb.AsTime().After(time.Now()) {
+		field(w, "Not before", when(nb)+" (retraining cooldown or retry backoff)")
+	}
 	field(w, "Started", when(j.GetStartTime()))
 	field(w, "Ended", when(j.GetEndTime()))
 	field(w, "Duration", formatDuration(jobDuration(j)))

@@ -48,6 +48,9 @@ func (d *demo) closeLoop(ctx context.Context) error {
 	}
 	d.say("training job %s queued by the alert (trigger %s) %s after it", short(job.GetId()), job.GetTrigger(),
 		formatDuration(job.GetCreateTime().AsTime().Sub(d.alertAt)))
+	if wait := job.GetNotBefore().AsTime().Sub(job.GetCreateTime().AsTime()); wait > time.Second {
+		d.say("it waits %s for the pipeline's retraining cooldown (the least time between two retrainings)", formatDuration(wait))
+	}
 	var v *registryv1.ModelVersion
 	if err := d.poll(ctx, "the retrained version", func() (bool, error) {
 		j, err := d.c.GetJob(ctx, job.GetId())

@@ -91,8 +91,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	for ctx.Err() == nil {
-		// The scheduler answers at once when a job is queued (NOTIFY); the
-		// wait bounds how long a missed wake-up can delay a job.
+		// The scheduler answers at once when a job is queued (NOTIFY) or a
+		// queued job's notBefore passes; the wait only bounds how long a
+		// lost notification connection can delay a job.
 		resp, err := w.api.PollJob(ctx, &schedulerv1.PollJobRequest{WorkerId: w.id, Wait: durationpb.New(pollWait)})
 		switch {
 		case ctx.Err() != nil:

@@ -170,7 +170,7 @@ func (s *Service) jobEvent(ctx context.Context, tx pgx.Tx, id, state, reason str
 
 const jobColumns = `id::text, pipeline, pipeline_version, model, dataset, dataset_version, dataset_sha256, dataset_uri, trainer, command,
 	params, split, target, cpu, memory_mib, gpu, gpu_model, priority, attempt, max_attempts, timeout_seconds, state, reason, trigger,
-	worker, gpu_devices, model_version, metrics, code_ref, create_time, start_time, end_time, cancel_requested`
+	worker, gpu_devices, model_version, metrics, code_ref, create_time, start_time, end_time, cancel_requested, not_before`
 
 func scanJob(row pgx.Row) (*schedulerv1.Job, error) {
 	var (
@@ -179,14 +179,14 @@ func scanJob(row pgx.Row) (*schedulerv1.Job, error) {
 		metrics                []byte
 		state                  string
 		timeout                int64
-		created                time.Time
+		created, notBefore     time.Time
 		started, ended         *time.Time
 		res                    schedulerv1.Resources
 	)
 	if err := row.Scan(&j.Id, &j.Pipeline, &j.PipelineVersion, &j.Model, &j.Dataset, &j.DatasetVersion, &j.DatasetSha256, &j.DatasetUri,
 		&j.Trainer, &command, &params, &split, &j.Target, &res.Cpu, &res.MemoryMib, &res.Gpu, &res.GpuModel, &j.Priority, &j.Attempt,
 		&j.MaxAttempts, &timeout, &state, &j.Reason, &j.Trigger, &j.Worker, &j.GpuDevices, &j.ModelVersion, &metrics, &j.CodeRef,
-		&created, &started, &ended, &j.CancelRequested); err != nil {
+		&created, &started, &ended, &j.CancelRequested, &notBefore); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(command, &j.Command); err != nil {
@@ -204,7 +204,7 @@ func scanJob(row pgx.Row) (*schedulerv1.Job, error) {
 		return nil, err
 	}
 	j.Resources, j.State, j.Timeout = &res, stateProto[state], durationpb.New(time.Duration(timeout)*time.Second)
-	j.CreateTime = timestamppb.New(created)
+	j.CreateTime, j.NotBefore = timestamppb.New(created), timestamppb.New(notBefore)
 	if started != nil {
 		j.StartTime = timestamppb.New(*started)
 	}

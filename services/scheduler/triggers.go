@@ -115,7 +115,12 @@ func (s *Service) trigger(ctx context.Context, tx pgx.Tx, p *registryv1.Pipeline
 	}
 	if tag.RowsAffected() > 0 {
 		s.log.Info("trigger absorbed by a queued job", "pipeline", p.GetName(), "trigger", why, "dataset_version", datasetVersion)
-		return s.refreshQueuedDataset(ctx, tx, p.GetName())
+		if err := s.refreshQueuedDataset(ctx, tx, p.GetName()); err != nil {
+			return err
+		}
+		// This transaction holds the job's row lock, so a worker claiming now
+		// skips the job (SKIP LOCKED) and waits: wake it again on commit.
+		return notify(ctx, tx)
 	}
 	js, err := s.prepare(ctx, p.GetName(), datasetVersion)
 	if err != nil {

@@ -36,7 +36,42 @@ func (f *fixture) waitJobs(t *testing.T, n int) []*schedulerv1.Job {
 
 func TestADriftAlertRetrainsThePipeline(t *testing.T) {
 	f := setup(t, "{on: [drift], cooldown: 1h}", nil)
-	data, err := protojson.Marshal(&eventsv1.MonitorAlertFired{Alert: "a1", Model: "churn", ModelVersion: 1, Kind: "drift", Rule: "psi > 0.2", Value: 0.4, Threshold: 0.2})
+	f.alert(t, "a1")
+	jobs := f.waitJobs(t, 1)
+	if len(jobs) != 1 || jobs[0].GetTrigger() != "drift" || jobs[0].GetDatasetVersion() != 1 {
+		t.Fatalf("jobs after a drift alert = %v", jobs)
+	}
+	if nb := jobs[0].GetNotBefore().AsTime(); nb.After(jobs[0].GetCreateTime().AsTime().Add(time.Second)) {
+		t.Fatalf("the first retraining is held until %v", nb)
+	}
+	// Once it has run, the next alert's job waits out the cooldown, counted
+	// from when the first was queued, and says so.
+	w := f.register(t, "w1")
+	got := f.poll(t, w, time.Second)
+	if _, err := f.succeed(got.GetJob(), got.GetLeaseId()); err != nil {
+		t.Fatal(err)
+	}
+	f.alert(t, "a2")
+	jobs = f.waitJobs(t, 2)
+	var second *schedulerv1.Job
+	for _, j := range jobs {
+		if j.GetId() != got.GetJob().GetId() {
+			second = j
+		}
+	}
+	if want := got.GetJob().GetCreateTime().AsTime().Add(time.Hour); second == nil || second.GetState() != schedulerv1.JobState_JOB_STATE_QUEUED ||
+		!second.GetNotBefore().AsTime().Equal(want) {
+		t.Fatalf("second retraining = %v, want queued with notBefore %v", second, want)
+	}
+	if p := f.poll(t, w, 200*time.Millisecond); p.GetJob() != nil {
+		t.Fatalf("a job within the cooldown was claimed: %v", p.GetJob())
+	}
+}
+
+// alert publishes a drift alert for churn as the monitor does.
+func (f *fixture) alert(t *testing.T, id string) {
+	t.Helper()
+	data, err := protojson.Marshal(&eventsv1.MonitorAlertFired{Alert: id, Model: "churn", ModelVersion: 1, Kind: "drift", Rule: "psi > 0.2", Value: 0.4, Threshold: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,10 +83,6 @@ func TestADriftAlertRetrainsThePipeline(t *testing.T) {
 	}
 	if _, err := f.env.JS.PublishMsg(context.Background(), msg); err != nil {
 		t.Fatal(err)
-	}
-	jobs := f.waitJobs(t, 1)
-	if len(jobs) != 1 || jobs[0].GetTrigger() != "drift" || jobs[0].GetDatasetVersion() != 1 {
-		t.Fatalf("jobs after a drift alert = %v", jobs)
 	}
 }
 
@@ -79,7 +110,14 @@ func TestACronScheduleStartsOneJobPerFiring(t *testing.T) {
 	if err := other.RunSchedules(ctx, tomorrow.Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if jobs := f.waitJobs(t, 2); len(jobs) != 2 {
+	jobs = f.waitJobs(t, 2)
+	if len(jobs) != 2 {
 		t.Fatalf("jobs after the next day's firing = %v", jobs)
+	}
+	// A schedule is an explicit choice: its firings are not held by the cooldown.
+	for _, j := range jobs {
+		if j.GetNotBefore().AsTime().After(j.GetCreateTime().AsTime().Add(time.Second)) {
+			t.Fatalf("scheduled job %s held until %v", j.GetId(), j.GetNotBefore().AsTime())
+		}
 	}
 }

@@ -244,8 +244,11 @@ type Job struct {
 	StartTime       *timestamppb.Timestamp `protobuf:"bytes,28,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	EndTime         *timestamppb.Timestamp `protobuf:"bytes,29,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	CancelRequested bool                   `protobuf:"varint,30,opt,name=cancel_requested,json=cancelRequested,proto3" json:"cancel_requested,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A queued job is not claimed before this time: the retraining cooldown
+	// after the pipeline's last automatic job, or a retry's backoff.
+	NotBefore     *timestamppb.Timestamp `protobuf:"bytes,31,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -486,6 +489,13 @@ func (x *Job) GetCancelRequested() bool {
 		return x.CancelRequested
 	}
 	return false
+}
+
+func (x *Job) GetNotBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotBefore
+	}
+	return nil
 }
 
 type SubmitJobRequest struct {
@@ -1793,7 +1803,7 @@ const file_gyre_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\tSplitSpec\x12\x18\n" +
 	"\aholdout\x18\x01 \x01(\x01R\aholdout\x12\x12\n" +
 	"\x04seed\x18\x02 \x01(\x04R\x04seed\x12\x1a\n" +
-	"\bstratify\x18\x03 \x01(\bR\bstratify\"\xab\t\n" +
+	"\bstratify\x18\x03 \x01(\bR\bstratify\"\xe6\t\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bpipeline\x18\x02 \x01(\tR\bpipeline\x12)\n" +
@@ -1829,7 +1839,9 @@ const file_gyre_scheduler_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\x1c \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x1d \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12)\n" +
-	"\x10cancel_requested\x18\x1e \x01(\bR\x0fcancelRequested\x1a:\n" +
+	"\x10cancel_requested\x18\x1e \x01(\bR\x0fcancelRequested\x129\n" +
+	"\n" +
+	"not_before\x18\x1f \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x95\x02\n" +
@@ -2019,50 +2031,51 @@ var file_gyre_scheduler_v1_scheduler_proto_depIdxs = []int32{
 	31, // 6: gyre.scheduler.v1.Job.create_time:type_name -> google.protobuf.Timestamp
 	31, // 7: gyre.scheduler.v1.Job.start_time:type_name -> google.protobuf.Timestamp
 	31, // 8: gyre.scheduler.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	0,  // 9: gyre.scheduler.v1.ListJobsRequest.state:type_name -> gyre.scheduler.v1.JobState
-	3,  // 10: gyre.scheduler.v1.ListJobsResponse.jobs:type_name -> gyre.scheduler.v1.Job
-	31, // 11: gyre.scheduler.v1.LogLine.time:type_name -> google.protobuf.Timestamp
-	11, // 12: gyre.scheduler.v1.Worker.gpus:type_name -> gyre.scheduler.v1.GPU
-	26, // 13: gyre.scheduler.v1.Worker.labels:type_name -> gyre.scheduler.v1.Worker.LabelsEntry
-	31, // 14: gyre.scheduler.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
-	12, // 15: gyre.scheduler.v1.ListWorkersResponse.workers:type_name -> gyre.scheduler.v1.Worker
-	11, // 16: gyre.scheduler.v1.RegisterWorkerRequest.gpus:type_name -> gyre.scheduler.v1.GPU
-	27, // 17: gyre.scheduler.v1.RegisterWorkerRequest.labels:type_name -> gyre.scheduler.v1.RegisterWorkerRequest.LabelsEntry
-	30, // 18: gyre.scheduler.v1.RegisterWorkerResponse.lease_duration:type_name -> google.protobuf.Duration
-	30, // 19: gyre.scheduler.v1.PollJobRequest.wait:type_name -> google.protobuf.Duration
-	3,  // 20: gyre.scheduler.v1.PollJobResponse.job:type_name -> gyre.scheduler.v1.Job
-	31, // 21: gyre.scheduler.v1.PollJobResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	31, // 22: gyre.scheduler.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	10, // 23: gyre.scheduler.v1.AppendLogsRequest.lines:type_name -> gyre.scheduler.v1.LogLine
-	28, // 24: gyre.scheduler.v1.CompleteJobRequest.metrics:type_name -> gyre.scheduler.v1.CompleteJobRequest.MetricsEntry
-	30, // 25: gyre.scheduler.v1.CompleteJobRequest.duration:type_name -> google.protobuf.Duration
-	4,  // 26: gyre.scheduler.v1.SchedulerService.SubmitJob:input_type -> gyre.scheduler.v1.SubmitJobRequest
-	5,  // 27: gyre.scheduler.v1.SchedulerService.GetJob:input_type -> gyre.scheduler.v1.GetJobRequest
-	6,  // 28: gyre.scheduler.v1.SchedulerService.ListJobs:input_type -> gyre.scheduler.v1.ListJobsRequest
-	8,  // 29: gyre.scheduler.v1.SchedulerService.CancelJob:input_type -> gyre.scheduler.v1.CancelJobRequest
-	9,  // 30: gyre.scheduler.v1.SchedulerService.GetJobLogs:input_type -> gyre.scheduler.v1.GetJobLogsRequest
-	13, // 31: gyre.scheduler.v1.SchedulerService.ListWorkers:input_type -> gyre.scheduler.v1.ListWorkersRequest
-	15, // 32: gyre.scheduler.v1.WorkerService.RegisterWorker:input_type -> gyre.scheduler.v1.RegisterWorkerRequest
-	17, // 33: gyre.scheduler.v1.WorkerService.PollJob:input_type -> gyre.scheduler.v1.PollJobRequest
-	19, // 34: gyre.scheduler.v1.WorkerService.Heartbeat:input_type -> gyre.scheduler.v1.HeartbeatRequest
-	21, // 35: gyre.scheduler.v1.WorkerService.AppendLogs:input_type -> gyre.scheduler.v1.AppendLogsRequest
-	23, // 36: gyre.scheduler.v1.WorkerService.CompleteJob:input_type -> gyre.scheduler.v1.CompleteJobRequest
-	3,  // 37: gyre.scheduler.v1.SchedulerService.SubmitJob:output_type -> gyre.scheduler.v1.Job
-	3,  // 38: gyre.scheduler.v1.SchedulerService.GetJob:output_type -> gyre.scheduler.v1.Job
-	7,  // 39: gyre.scheduler.v1.SchedulerService.ListJobs:output_type -> gyre.scheduler.v1.ListJobsResponse
-	3,  // 40: gyre.scheduler.v1.SchedulerService.CancelJob:output_type -> gyre.scheduler.v1.Job
-	10, // 41: gyre.scheduler.v1.SchedulerService.GetJobLogs:output_type -> gyre.scheduler.v1.LogLine
-	14, // 42: gyre.scheduler.v1.SchedulerService.ListWorkers:output_type -> gyre.scheduler.v1.ListWorkersResponse
-	16, // 43: gyre.scheduler.v1.WorkerService.RegisterWorker:output_type -> gyre.scheduler.v1.RegisterWorkerResponse
-	18, // 44: gyre.scheduler.v1.WorkerService.PollJob:output_type -> gyre.scheduler.v1.PollJobResponse
-	20, // 45: gyre.scheduler.v1.WorkerService.Heartbeat:output_type -> gyre.scheduler.v1.HeartbeatResponse
-	22, // 46: gyre.scheduler.v1.WorkerService.AppendLogs:output_type -> gyre.scheduler.v1.AppendLogsResponse
-	24, // 47: gyre.scheduler.v1.WorkerService.CompleteJob:output_type -> gyre.scheduler.v1.CompleteJobResponse
-	37, // [37:48] is the sub-list for method output_type
-	26, // [26:37] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	31, // 9: gyre.scheduler.v1.Job.not_before:type_name -> google.protobuf.Timestamp
+	0,  // 10: gyre.scheduler.v1.ListJobsRequest.state:type_name -> gyre.scheduler.v1.JobState
+	3,  // 11: gyre.scheduler.v1.ListJobsResponse.jobs:type_name -> gyre.scheduler.v1.Job
+	31, // 12: gyre.scheduler.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	11, // 13: gyre.scheduler.v1.Worker.gpus:type_name -> gyre.scheduler.v1.GPU
+	26, // 14: gyre.scheduler.v1.Worker.labels:type_name -> gyre.scheduler.v1.Worker.LabelsEntry
+	31, // 15: gyre.scheduler.v1.Worker.last_seen:type_name -> google.protobuf.Timestamp
+	12, // 16: gyre.scheduler.v1.ListWorkersResponse.workers:type_name -> gyre.scheduler.v1.Worker
+	11, // 17: gyre.scheduler.v1.RegisterWorkerRequest.gpus:type_name -> gyre.scheduler.v1.GPU
+	27, // 18: gyre.scheduler.v1.RegisterWorkerRequest.labels:type_name -> gyre.scheduler.v1.RegisterWorkerRequest.LabelsEntry
+	30, // 19: gyre.scheduler.v1.RegisterWorkerResponse.lease_duration:type_name -> google.protobuf.Duration
+	30, // 20: gyre.scheduler.v1.PollJobRequest.wait:type_name -> google.protobuf.Duration
+	3,  // 21: gyre.scheduler.v1.PollJobResponse.job:type_name -> gyre.scheduler.v1.Job
+	31, // 22: gyre.scheduler.v1.PollJobResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	31, // 23: gyre.scheduler.v1.HeartbeatResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	10, // 24: gyre.scheduler.v1.AppendLogsRequest.lines:type_name -> gyre.scheduler.v1.LogLine
+	28, // 25: gyre.scheduler.v1.CompleteJobRequest.metrics:type_name -> gyre.scheduler.v1.CompleteJobRequest.MetricsEntry
+	30, // 26: gyre.scheduler.v1.CompleteJobRequest.duration:type_name -> google.protobuf.Duration
+	4,  // 27: gyre.scheduler.v1.SchedulerService.SubmitJob:input_type -> gyre.scheduler.v1.SubmitJobRequest
+	5,  // 28: gyre.scheduler.v1.SchedulerService.GetJob:input_type -> gyre.scheduler.v1.GetJobRequest
+	6,  // 29: gyre.scheduler.v1.SchedulerService.ListJobs:input_type -> gyre.scheduler.v1.ListJobsRequest
+	8,  // 30: gyre.scheduler.v1.SchedulerService.CancelJob:input_type -> gyre.scheduler.v1.CancelJobRequest
+	9,  // 31: gyre.scheduler.v1.SchedulerService.GetJobLogs:input_type -> gyre.scheduler.v1.GetJobLogsRequest
+	13, // 32: gyre.scheduler.v1.SchedulerService.ListWorkers:input_type -> gyre.scheduler.v1.ListWorkersRequest
+	15, // 33: gyre.scheduler.v1.WorkerService.RegisterWorker:input_type -> gyre.scheduler.v1.RegisterWorkerRequest
+	17, // 34: gyre.scheduler.v1.WorkerService.PollJob:input_type -> gyre.scheduler.v1.PollJobRequest
+	19, // 35: gyre.scheduler.v1.WorkerService.Heartbeat:input_type -> gyre.scheduler.v1.HeartbeatRequest
+	21, // 36: gyre.scheduler.v1.WorkerService.AppendLogs:input_type -> gyre.scheduler.v1.AppendLogsRequest
+	23, // 37: gyre.scheduler.v1.WorkerService.CompleteJob:input_type -> gyre.scheduler.v1.CompleteJobRequest
+	3,  // 38: gyre.scheduler.v1.SchedulerService.SubmitJob:output_type -> gyre.scheduler.v1.Job
+	3,  // 39: gyre.scheduler.v1.SchedulerService.GetJob:output_type -> gyre.scheduler.v1.Job
+	7,  // 40: gyre.scheduler.v1.SchedulerService.ListJobs:output_type -> gyre.scheduler.v1.ListJobsResponse
+	3,  // 41: gyre.scheduler.v1.SchedulerService.CancelJob:output_type -> gyre.scheduler.v1.Job
+	10, // 42: gyre.scheduler.v1.SchedulerService.GetJobLogs:output_type -> gyre.scheduler.v1.LogLine
+	14, // 43: gyre.scheduler.v1.SchedulerService.ListWorkers:output_type -> gyre.scheduler.v1.ListWorkersResponse
+	16, // 44: gyre.scheduler.v1.WorkerService.RegisterWorker:output_type -> gyre.scheduler.v1.RegisterWorkerResponse
+	18, // 45: gyre.scheduler.v1.WorkerService.PollJob:output_type -> gyre.scheduler.v1.PollJobResponse
+	20, // 46: gyre.scheduler.v1.WorkerService.Heartbeat:output_type -> gyre.scheduler.v1.HeartbeatResponse
+	22, // 47: gyre.scheduler.v1.WorkerService.AppendLogs:output_type -> gyre.scheduler.v1.AppendLogsResponse
+	24, // 48: gyre.scheduler.v1.WorkerService.CompleteJob:output_type -> gyre.scheduler.v1.CompleteJobResponse
+	38, // [38:49] is the sub-list for method output_type
+	27, // [27:38] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_gyre_scheduler_v1_scheduler_proto_init() }
