@@ -20,7 +20,7 @@ type KAnonymity struct {
 	// A class is known by a 128-bit hash of its values, never the values:
 	// memory stays per class, and a collision (odds about n²/2¹²⁹) merges two.
 	seed1, seed2 maphash.Seed
-	key          []byte // the row's encoded values, reused
+	key          []byte      // the row's encoded values, reused
 	pending      [][2]uint64 // hashes of rows not yet counted
 	classes      classTable
 	maxClasses   int
