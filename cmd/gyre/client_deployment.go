@@ -46,8 +46,8 @@ func addDeploymentCommands(root *cobra.Command, o *clientOptions) {
 
 func newDeployCmd(o *clientOptions) *cobra.Command {
 	var (
-		env           string
-		promote, wait bool
+		env                   string
+		promote, wait, dryRun bool
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy MODEL@VERSION --env staging|production",
@@ -62,13 +62,30 @@ func newDeployCmd(o *clientOptions) *cobra.Command {
 			if !ok || model == "" || ref == "" {
 				return fmt.Errorf("want MODEL@VERSION, got %q", args[0])
 			}
+			if dryRun && wait {
+				return fmt.Errorf("--dry-run starts nothing to --wait for")
+			}
 			version, err := resolveVersion(cmd, c, model, ref)
 			if err != nil {
 				return err
 			}
-			d, err := c.Deploy(cmd.Context(), &deployerv1.DeployRequest{Model: model, Version: version, Environment: env, Promote: promote})
+			d, err := c.Deploy(cmd.Context(), &deployerv1.DeployRequest{Model: model, Version: version, Environment: env, Promote: promote, DryRun: dryRun})
 			if err != nil {
 				return err
+			}
+			if dryRun {
+				return o.emit(cmd.OutOrStdout(), d, func(w io.Writer) error {
+					fmt.Fprintf(w, "dry run: the rollout of %s@%d to %s would start so; nothing was recorded\n\n", d.GetModel(), d.GetVersion(), d.GetEnvironment())
+					tw := newTable(w)
+					printDeployment(tw, d)
+					if err := tw.Flush(); err != nil {
+						return err
+					}
+					if d.GetManifests() != "" {
+						fmt.Fprintf(w, "\n# What the %s target would apply:\n%s", d.GetTarget(), d.GetManifests())
+					}
+					return nil
+				})
 			}
 			return followDeployment(cmd, o, c, d, wait)
 		}),
@@ -76,6 +93,7 @@ func newDeployCmd(o *clientOptions) *cobra.Command {
 	cmd.Flags().StringVar(&env, "env", "staging", "environment: staging or production")
 	cmd.Flags().BoolVar(&promote, "promote", false, "go on to production when staging succeeds")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the rollout to its end (exit status 1 unless it succeeded)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check and show the rollout (and a Kubernetes target's manifests) without starting it")
 	return cmd
 }
 

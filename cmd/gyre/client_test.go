@@ -175,6 +175,10 @@ func TestClientVerbsAgainstGyreDev(t *testing.T) {
 
 	matches(run("get", "models"), `(?m)^demo-credit-risk\s+4\s+production=v4, staging=v4\s`)
 	matches(run("get", "model", "demo-credit-risk"), `(?m)^production\s+4\s+3\s`)
+	dry := run("deploy", "demo-credit-risk@3", "--env", "staging", "--dry-run")
+	matches(dry, `^dry run: the rollout of demo-credit-risk@3 to staging would start so; nothing was recorded\n`)
+	matches(dry, `(?m)^Strategy:\s+direct on local$`)
+	matches(fails("", "deploy", "demo-credit-risk@3", "--dry-run", "--wait"), `--dry-run starts nothing to --wait for`)
 
 	var v registryv1.ModelVersion
 	if err := protojson.Unmarshal([]byte(run("get", "version", "demo-credit-risk@production", "-o", "json")), &v); err != nil {

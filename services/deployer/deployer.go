@@ -236,6 +236,9 @@ func (s *Service) Deploy(ctx context.Context, req *deployerv1.DeployRequest) (*d
 	if err != nil {
 		return nil, err
 	}
+	if req.GetDryRun() {
+		return s.dryRun(ctx, req, p)
+	}
 	var id string
 	err = pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
@@ -247,6 +250,44 @@ func (s *Service) Deploy(ctx context.Context, req *deployerv1.DeployRequest) (*d
 	}
 	s.nudge()
 	return s.get(ctx, id)
+}
+
+// dryRun records the rollout in a transaction it then rolls back: the same
+// checks as a real deploy (one active rollout per model and environment
+// included), and the deployment as it would start, without its id.
+func (s *Service) dryRun(ctx context.Context, req *deployerv1.DeployRequest, p *plan) (*deployerv1.Deployment, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // nothing of a dry run is kept
+	id, err := insert(ctx, tx, req.GetModel(), req.GetVersion(), req.GetEnvironment(), p, statePending, "", req.GetPromote(), actor(ctx))
+	if err != nil {
+		return nil, err
+	}
+	d, err := scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM deployments WHERE id = $1`, id))
+	if err != nil {
+		return nil, err
+	}
+	out := d.proto()
+	out.Id = ""
+	if m, ok := s.targets[p.target].(manifester); ok {
+		stable, err := s.ref(ctx, req.GetModel(), req.GetVersion())
+		if err != nil {
+			return nil, err
+		}
+		yaml, err := m.Manifests(req.GetEnvironment(), req.GetModel(), stable)
+		if err != nil {
+			return nil, err
+		}
+		out.Manifests = string(yaml)
+	}
+	return out, nil
+}
+
+// manifester is a target that can show what it would apply.
+type manifester interface {
+	Manifests(env, model string, stable ref) ([]byte, error)
 }
 
 func actor(ctx context.Context) string {

@@ -309,14 +309,31 @@ func TestManualApprovalWaitsAndIsAudited(t *testing.T) {
 	}
 }
 
-func TestConcurrentDeploysOneWins(t *testing.T) {
+func TestConcurrentDeploysOneWinAndDryRunsChangeNothing(t *testing.T) {
 	s := start(t, "manual", `[]`)
 	s.train(t)
 	s.waitDeployment(t, 1, "production", nil)
 	// The auto rollout waits for approval; roll it back so production is free.
-	if _, err := s.dep.Rollback(context.Background(), &deployerv1.RollbackRequest{Model: "churn", Environment: "production"}); err != nil {
+	ctx := context.Background()
+	if _, err := s.dep.Rollback(ctx, &deployerv1.RollbackRequest{Model: "churn", Environment: "production"}); err != nil {
 		t.Fatal(err)
 	}
+	before, err := s.dep.ListDeployments(ctx, &deployerv1.ListDeploymentsRequest{Model: "churn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dry, err := s.dep.Deploy(ctx, &deployerv1.DeployRequest{Model: "churn", Version: 1, Environment: "production", DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dry.GetId() != "" || dry.GetState() != deployerv1.DeploymentState_DEPLOYMENT_STATE_PENDING || dry.GetApproval() != "manual" ||
+		dry.GetStrategy() != "canary" || dry.GetTarget() != "local" || dry.GetManifests() != "" {
+		t.Fatalf("dry run = %v", dry)
+	}
+	if _, err := s.dep.Deploy(ctx, &deployerv1.DeployRequest{Model: "churn", Version: 9, Environment: "production", DryRun: true}); status.Code(err) != codes.NotFound {
+		t.Fatalf("dry run of an unknown version: %v", err)
+	}
+
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for i := range errs {
@@ -336,6 +353,18 @@ func TestConcurrentDeploysOneWins(t *testing.T) {
 	}
 	if won != 1 {
 		t.Fatalf("%d deploys won", won)
+	}
+	// A dry run makes the same checks: production is taken now.
+	_, err = s.dep.Deploy(ctx, &deployerv1.DeployRequest{Model: "churn", Version: 1, Environment: "production", DryRun: true})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "already rolling churn@1 out to production") {
+		t.Fatalf("dry run while a rollout is active: %v", err)
+	}
+	after, err := s.dep.ListDeployments(ctx, &deployerv1.ListDeploymentsRequest{Model: "churn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.GetDeployments()) != len(before.GetDeployments())+1 {
+		t.Fatalf("%d deployments before, %d after one real deploy and two dry runs", len(before.GetDeployments()), len(after.GetDeployments()))
 	}
 }
 

@@ -48,6 +48,11 @@ func (k *Kubernetes) Apply(ctx context.Context, r route, _ bool) error {
 	return k.applier.Wait(ctx, spec, k.cfg.RolloutTimeout)
 }
 
+// Manifests renders what Apply would apply for the version, as YAML.
+func (k *Kubernetes) Manifests(env, model string, stable ref) ([]byte, error) {
+	return kube.RenderYAML(kube.NewSpec(k.cfg, env, model, stable.Version, stable.URI, stable.SHA256))
+}
+
 // Stats: the pods' traffic is in Prometheus, not kept per route here.
 func (k *Kubernetes) Stats(context.Context, string, string) ([]*inferencev1.VersionStats, error) {
 	return nil, nil

@@ -65,3 +65,20 @@ func TestKubernetesTargetRollsVersionsAndRemovesTheWorkload(t *testing.T) {
 		t.Fatal("the workload outlived its route")
 	}
 }
+
+// A dry run shows what Apply would apply.
+func TestKubernetesManifests(t *testing.T) {
+	k := NewKubernetes(fake.NewClientset(), config.Kubernetes{Image: "ghcr.io/gyreml/gyre:test", NamespacePrefix: "gyre-"})
+	yaml, err := k.Manifests("staging", "churn", ref{Version: 3, URI: "s3://gyre/models/churn.tar.gz", SHA256: strings.Repeat("b", 64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kind: Deployment", "kind: Service", "namespace: gyre-staging", "name: gyre-churn", "image: ghcr.io/gyreml/gyre:test", strings.Repeat("b", 64)} {
+		if !strings.Contains(string(yaml), want) {
+			t.Errorf("manifests lack %q:\n%s", want, yaml)
+		}
+	}
+	if _, err := NewKubernetes(fake.NewClientset(), config.Kubernetes{}).Manifests("staging", "churn", ref{Version: 3}); err == nil {
+		t.Error("manifests without an image rendered")
+	}
+}

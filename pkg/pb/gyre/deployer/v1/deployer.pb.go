@@ -115,12 +115,15 @@ type Deployment struct {
 	ApproveTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=approve_time,json=approveTime,proto3" json:"approve_time,omitempty"`
 	RequestedBy string                 `protobuf:"bytes,19,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	// Why the rollout failed or rolled back.
-	Reason        string                 `protobuf:"bytes,20,opt,name=reason,proto3" json:"reason,omitempty"`
-	SmokeTest     *SmokeTest             `protobuf:"bytes,21,opt,name=smoke_test,json=smokeTest,proto3" json:"smoke_test,omitempty"`
-	Analyses      []*Analysis            `protobuf:"bytes,22,rep,name=analyses,proto3" json:"analyses,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,25,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	Reason     string                 `protobuf:"bytes,20,opt,name=reason,proto3" json:"reason,omitempty"`
+	SmokeTest  *SmokeTest             `protobuf:"bytes,21,opt,name=smoke_test,json=smokeTest,proto3" json:"smoke_test,omitempty"`
+	Analyses   []*Analysis            `protobuf:"bytes,22,rep,name=analyses,proto3" json:"analyses,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	EndTime    *timestamppb.Timestamp `protobuf:"bytes,25,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Only in a dry run's answer on a Kubernetes target: the objects it
+	// would apply, as YAML.
+	Manifests     string `protobuf:"bytes,26,opt,name=manifests,proto3" json:"manifests,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -330,6 +333,13 @@ func (x *Deployment) GetEndTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Deployment) GetManifests() string {
+	if x != nil {
+		return x.Manifests
+	}
+	return ""
+}
+
 // SmokeTest is what the staging endpoint answered to real holdout rows.
 type SmokeTest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -533,7 +543,11 @@ type DeployRequest struct {
 	Version     int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	Environment string                 `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
 	// Go on to production after staging (staging only).
-	Promote       bool `protobuf:"varint,4,opt,name=promote,proto3" json:"promote,omitempty"`
+	Promote bool `protobuf:"varint,4,opt,name=promote,proto3" json:"promote,omitempty"`
+	// Check and plan the rollout without starting it: the answer is the
+	// deployment that would be created (no id), with the manifests a
+	// Kubernetes target would apply. Nothing is recorded.
+	DryRun        bool `protobuf:"varint,5,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -592,6 +606,13 @@ func (x *DeployRequest) GetEnvironment() string {
 func (x *DeployRequest) GetPromote() bool {
 	if x != nil {
 		return x.Promote
+	}
+	return false
+}
+
+func (x *DeployRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
 	}
 	return false
 }
@@ -1065,7 +1086,7 @@ var File_gyre_deployer_v1_deployer_proto protoreflect.FileDescriptor
 
 const file_gyre_deployer_v1_deployer_proto_rawDesc = "" +
 	"\n" +
-	"\x1fgyre/deployer/v1/deployer.proto\x12\x10gyre.deployer.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\a\n" +
+	"\x1fgyre/deployer/v1/deployer.proto\x12\x10gyre.deployer.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\a\n" +
 	"\n" +
 	"Deployment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -1099,7 +1120,8 @@ const file_gyre_deployer_v1_deployer_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x125\n" +
-	"\bend_time\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xf8\x01\n" +
+	"\bend_time\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1c\n" +
+	"\tmanifests\x18\x1a \x01(\tR\tmanifests\"\xf8\x01\n" +
 	"\tSmokeTest\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x05R\brequests\x12\x16\n" +
 	"\x06errors\x18\x02 \x01(\x05R\x06errors\x12\x1d\n" +
@@ -1126,13 +1148,14 @@ const file_gyre_deployer_v1_deployer_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a9\n" +
 	"\vStableEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xa9\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xc2\x01\n" +
 	"\rDeployRequest\x12\x1d\n" +
 	"\x05model\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x05model\x12!\n" +
 	"\aversion\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02 \x00R\aversion\x12<\n" +
 	"\venvironment\x18\x03 \x01(\tB\x1a\xbaH\x17r\x15R\astagingR\n" +
 	"productionR\venvironment\x12\x18\n" +
-	"\apromote\x18\x04 \x01(\bR\apromote\"?\n" +
+	"\apromote\x18\x04 \x01(\bR\apromote\x12\x17\n" +
+	"\adry_run\x18\x05 \x01(\bR\x06dryRun\"?\n" +
 	"\x14GetDeploymentRequest\x12'\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\n" +
