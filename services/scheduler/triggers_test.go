@@ -121,3 +121,63 @@ func TestACronScheduleStartsOneJobPerFiring(t *testing.T) {
 		}
 	}
 }
+
+// A trigger absorbed by a queued job holds the job's row lock while it
+// updates it, so a worker claiming then skips the job (SKIP LOCKED). The
+// absorbing transaction wakes the pollers again on commit, or the worker
+// would sleep out its whole poll.
+func TestAWorkerIsWokenWhenATriggerIsAbsorbedUnderItsClaim(t *testing.T) {
+	f := setup(t, "{on: [drift], cooldown: 1h}", nil)
+	ctx := context.Background()
+	f.alert(t, "a1")
+	queued := f.waitJobs(t, 1)
+	if len(queued) != 1 {
+		t.Fatalf("jobs after an alert = %v", queued)
+	}
+	pool, err := pg.Connect(ctx, f.env.DatabaseURL, scheduler.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	// Hold the job's row as the absorbing transaction will; the second
+	// alert's trigger then waits on it.
+	lock, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx) //nolint:errcheck // committed below
+	if _, err := lock.Exec(ctx, `SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE`, queued[0].GetId()); err != nil {
+		t.Fatal(err)
+	}
+	f.alert(t, "a2")
+	waitFor(t, func() bool { // the trigger's UPDATE waits on the lock
+		var waiting int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'`).Scan(&waiting)
+		return err == nil && waiting > 0
+	})
+	w := f.register(t, "w1")
+	polled := make(chan *schedulerv1.PollJobResponse, 1)
+	started := time.Now()
+	go func() { polled <- f.poll(t, w, 30*time.Second) }()
+	time.Sleep(300 * time.Millisecond) // the poll's claim skips the locked job and waits
+	if err := lock.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := <-polled
+	if got.GetJob().GetId() != queued[0].GetId() {
+		t.Fatalf("poll = %v, want job %s", got, queued[0].GetId())
+	}
+	// Without the wake-up the poll would end only with its 30s wait.
+	if waited := time.Since(started); waited > 15*time.Second {
+		t.Fatalf("the worker got the job after %s: the absorbed trigger did not wake it", waited)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 20s")
+		}
+	}
+}
