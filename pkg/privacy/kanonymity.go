@@ -74,6 +74,30 @@ func (k *KAnonymity) Observe(values []string, null []bool) {
 	}
 }
 
+// Columns returns the header indexes of the quasi-identifiers, in order.
+func (k *KAnonymity) Columns() []int { return k.idx }
+
+// ObserveHashes counts one row given, for each quasi-identifier in the
+// order of Columns, a 64-bit hash of its value (any hash, the same for the
+// whole stream) or null. It is Observe for a caller that has the hashes
+// already; a stream uses one or the other.
+func (k *KAnonymity) ObserveHashes(hashes []uint64, null []bool) {
+	k.rows++
+	k.key = k.key[:0]
+	for i, h := range hashes {
+		if null[i] {
+			k.key = append(k.key, 0)
+			continue
+		}
+		k.key = append(k.key, 1)
+		k.key = binary.LittleEndian.AppendUint64(k.key, h)
+	}
+	k.pending = append(k.pending, [2]uint64{maphash.Bytes(k.seed1, k.key), maphash.Bytes(k.seed2, k.key)})
+	if len(k.pending) == cap(k.pending) {
+		k.flush()
+	}
+}
+
 // flush counts the pending rows. Looking classes up many at a time lets the
 // processor wait on several cache misses at once, where one lookup per row
 // waits on each in turn.

@@ -160,24 +160,48 @@ func (s *Scanner) Observe(row int64, values []string, null []bool) {
 	}
 	n := min(len(values), len(s.cols))
 	for i := 0; i < n; i++ {
-		v := values[i]
-		if v == "" || (i < len(null) && null[i]) {
+		if values[i] == "" || (i < len(null) && null[i]) {
 			continue
 		}
-		c := &s.cols[i]
-		c.checked++
-		if c.hints.personal && s.detect.has(detNameHint) {
-			c.counts[detNameHint].add(row, valid)
-		}
-		s.f.phoneHint, s.f.ssnHint = c.hints.phone, c.hints.ssn
-		s.f.scan(v)
-		if !s.f.found {
-			continue
-		}
-		for d := range detNameHint {
-			if l := s.f.hits[d]; l != none {
-				c.counts[d].add(row, l)
-			}
+		s.Record(i, row, s.Scan(i, values[i]))
+	}
+}
+
+// Hits is what the detectors found in one value of a column, so a caller
+// that sees the same value again records it without scanning it again.
+type Hits struct {
+	levels [numDetectors]level
+	found  bool
+}
+
+// Scan runs the detectors over value v of column i and records nothing.
+func (s *Scanner) Scan(i int, v string) Hits {
+	if s.detect == 0 || v == "" {
+		return Hits{}
+	}
+	c := &s.cols[i]
+	s.f.phoneHint, s.f.ssnHint = c.hints.phone, c.hints.ssn
+	s.f.scan(v)
+	return Hits{levels: s.f.hits, found: s.f.found}
+}
+
+// Record counts a non-empty, non-null value of column i at row, with what
+// Scan found in it.
+func (s *Scanner) Record(i int, row int64, h Hits) {
+	if s.detect == 0 {
+		return
+	}
+	c := &s.cols[i]
+	c.checked++
+	if c.hints.personal && s.detect.has(detNameHint) {
+		c.counts[detNameHint].add(row, valid)
+	}
+	if !h.found {
+		return
+	}
+	for d := range detNameHint {
+		if l := h.levels[d]; l != none {
+			c.counts[d].add(row, l)
 		}
 	}
 }

@@ -108,6 +108,7 @@ type column struct {
 type Checker struct {
 	rows    int64
 	columns []*column
+	byIndex []*column // by header index; nil for a column without checks
 	// checks and schemaChecks in report order.
 	checks       []*check
 	schemaChecks []*check
@@ -193,9 +194,11 @@ func NewChecker(header []string, schema tabular.Schema, rules []pipeline.Rule) (
 		}
 	}
 
-	for _, name := range header {
+	c.byIndex = make([]*column, len(header))
+	for i, name := range header {
 		if col := byName[name]; len(col.checks) > 0 {
 			c.columns = append(c.columns, col)
+			c.byIndex[i] = col
 		}
 	}
 	return c, nil
@@ -257,72 +260,150 @@ func allowedList(values []string) string {
 func (c *Checker) Observe(rec tabular.Record) {
 	c.rows++
 	for _, col := range c.columns {
-		v, null := rec.Values[col.index], rec.Null[col.index]
-		var num float64
-		numeric, parsed := false, false
-		for _, k := range col.checks {
-			switch k.kind {
-			case notNull, maxNullFraction:
-				k.result.Checked++
-				if null {
-					k.fail(rec.Row)
-				}
-				continue
-			}
-			if null {
-				continue
-			}
+		if rec.Null[col.index] {
+			c.observeNull(col, rec.Row)
+		} else {
+			c.observeValue(col, rec.Row, rec.Values[col.index])
+		}
+	}
+}
+
+// Verdict is what a column's checks made of one value: bit i stands for
+// the column's check i. A caller that sees the same value again counts it
+// with Repeat, without checking it again.
+type Verdict struct {
+	failed, notNumeric uint64
+}
+
+// HasChecks reports whether column j (by header index) has checks.
+func (c *Checker) HasChecks(j int) bool { return c.byIndex[j] != nil }
+
+// AddRows counts n records whose columns are observed one by one with
+// ObserveNull, ObserveValue and Repeat (Observe counts its own).
+func (c *Checker) AddRows(n int64) { c.rows += n }
+
+// ObserveNull checks a null in column j at row.
+func (c *Checker) ObserveNull(j int, row int64) {
+	if col := c.byIndex[j]; col != nil {
+		c.observeNull(col, row)
+	}
+}
+
+// ObserveValue checks value v of column j at row.
+func (c *Checker) ObserveValue(j int, row int64, v string) Verdict {
+	if col := c.byIndex[j]; col != nil {
+		return c.observeValue(col, row, v)
+	}
+	return Verdict{}
+}
+
+// Repeat counts value v of column j at row again, whose verdict (from
+// ObserveValue) is vd: the same as ObserveValue, without checking again
+// (a unique check still looks the value up: seen again, it fails).
+func (c *Checker) Repeat(j int, row int64, v string, vd Verdict) {
+	col := c.byIndex[j]
+	if col == nil {
+		return
+	}
+	if len(col.checks) > 64 {
+		c.observeValue(col, row, v)
+		return
+	}
+	for i, k := range col.checks {
+		switch k.kind {
+		case notNull, maxNullFraction:
 			k.result.Checked++
-			switch k.kind {
-			case minValue, maxValue:
+			continue
+		case unique:
+			k.result.Checked++
+			c.checkUnique(k, row, v)
+			continue
+		}
+		k.result.Checked++
+		if vd.notNumeric&(1<<i) != 0 {
+			k.notNumeric++
+		}
+		if vd.failed&(1<<i) != 0 {
+			k.fail(row)
+		}
+	}
+}
+
+func (c *Checker) observeNull(col *column, row int64) {
+	for _, k := range col.checks {
+		if k.kind == notNull || k.kind == maxNullFraction {
+			k.result.Checked++
+			k.fail(row)
+		}
+	}
+}
+
+func (c *Checker) observeValue(col *column, row int64, v string) Verdict {
+	var vd Verdict
+	var num float64
+	numeric, parsed := false, false
+	for i, k := range col.checks {
+		bit := uint64(1) << (i & 63)
+		k.result.Checked++
+		switch k.kind {
+		case minValue, maxValue:
+			if !parsed {
+				num, numeric = tabular.ParseFloat(v)
+				parsed = true
+			}
+			switch {
+			case !numeric:
+				k.notNumeric++
+				vd.notNumeric |= bit
+				vd.failed |= bit
+			// Written so that NaN fails both bounds.
+			case k.kind == minValue && !(num >= k.bound), k.kind == maxValue && !(num <= k.bound):
+				vd.failed |= bit
+			}
+		case allowed:
+			if _, ok := k.allowed[v]; !ok {
+				vd.failed |= bit
+			}
+		case pattern:
+			if !k.re.MatchString(v) {
+				vd.failed |= bit
+			}
+		case unique:
+			c.checkUnique(k, row, v)
+			continue
+		case isType:
+			ok := false
+			if k.typ == tabular.Int || k.typ == tabular.Float {
 				if !parsed {
 					num, numeric = tabular.ParseFloat(v)
 					parsed = true
 				}
-				switch {
-				case !numeric:
-					k.notNumeric++
-					k.fail(rec.Row)
-				// Written so that NaN fails both bounds.
-				case k.kind == minValue && !(num >= k.bound), k.kind == maxValue && !(num <= k.bound):
-					k.fail(rec.Row)
-				}
-			case allowed:
-				if _, ok := k.allowed[v]; !ok {
-					k.fail(rec.Row)
-				}
-			case pattern:
-				if !k.re.MatchString(v) {
-					k.fail(rec.Row)
-				}
-			case unique:
-				h := maphash.String(c.seed, v)
-				switch {
-				case k.seen.n < UniqueLimit:
-					if !k.seen.add(h) {
-						k.fail(rec.Row)
-					}
-				case k.seen.contains(h):
-					k.fail(rec.Row)
-				default:
-					k.full = true
-				}
-			case isType:
-				ok := false
-				if k.typ == tabular.Int || k.typ == tabular.Float {
-					if !parsed {
-						num, numeric = tabular.ParseFloat(v)
-						parsed = true
-					}
-					ok = numeric
-				} else {
-					ok = k.typ.Accepts(v)
-				}
-				if !ok {
-					k.fail(rec.Row)
-				}
+				ok = numeric
+			} else {
+				ok = k.typ.Accepts(v)
+			}
+			if !ok {
+				vd.failed |= bit
 			}
 		}
+		if vd.failed&bit != 0 {
+			k.fail(row)
+		}
+	}
+	return vd
+}
+
+func (c *Checker) checkUnique(k *check, row int64, v string) {
+	h := maphash.String(c.seed, v)
+	switch {
+	case k.seen.n < UniqueLimit:
+		if !k.seen.add(h) {
+			k.fail(row)
+		}
+	case k.seen.contains(h):
+		k.fail(row)
+	default:
+		k.full = true
 	}
 }
 

@@ -93,6 +93,42 @@ func (s *KLL) Update(x float64) {
 	}
 }
 
+// UpdateN adds x n times. A weight of 2^h is one value at level h, so x
+// goes into the levels of n's set bits (kept sorted above level 0): the
+// sketch n updates would give at best, at the cost of one per bit.
+func (s *KLL) UpdateN(x float64, n int64) {
+	if n <= 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return
+	}
+	if s.n == 0 || x < s.min {
+		s.min = x
+	}
+	if s.n == 0 || x > s.max {
+		s.max = x
+	}
+	s.n += n
+	for h := 0; n > 0; h, n = h+1, n>>1 {
+		if n&1 == 0 {
+			continue
+		}
+		for h >= len(s.levels) {
+			s.grow()
+		}
+		lv := s.levels[h]
+		if h == 0 {
+			lv = append(lv, x)
+		} else {
+			i := sort.SearchFloat64s(lv, x)
+			lv = slices.Insert(lv, i, x)
+		}
+		s.levels[h] = lv
+		s.size++
+	}
+	for s.size >= s.maxSize {
+		s.compress()
+	}
+}
+
 // grow adds a level on top; every level's capacity shrinks geometrically
 // with its distance from the top.
 func (s *KLL) grow() {

@@ -3,6 +3,8 @@ package sketch
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -198,5 +200,54 @@ func TestKLLRejectsCorruptInput(t *testing.T) {
 		if err := d.UnmarshalBinary(data); err == nil {
 			t.Errorf("%s: decoded without error", name)
 		}
+	}
+}
+
+// UpdateN of each distinct value with its count sketches the same data as
+// Update of every value: within the same rank error, count, min and max
+// exact.
+func TestKLLUpdateNMatchesRepeatedUpdates(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var data []float64
+	counts := map[float64]int64{}
+	for range 300_000 {
+		x := math.Round(rng.NormFloat64()*40) / 4 // a few hundred distinct values
+		data = append(data, x)
+		counts[x]++
+	}
+	s := NewKLL(DefaultKLLK)
+	for _, x := range slices.Sorted(maps.Keys(counts)) {
+		s.UpdateN(x, counts[x])
+	}
+	s.UpdateN(1, 0)
+	s.UpdateN(math.NaN(), 3)
+	worst := checkKLL(t, "updateN", s, data, kllRankError)
+	t.Logf("max rank error %.4f%%", 100*worst)
+
+	one := NewKLL(DefaultKLLK)
+	one.UpdateN(7, 1<<40)
+	if one.Count() != 1<<40 || one.Quantile(0.5) != 7 || one.Min() != 7 {
+		t.Fatalf("a value 2^40 times: count %d, median %g", one.Count(), one.Quantile(0.5))
+	}
+}
+
+func TestMomentsAddNAndTopKAddN(t *testing.T) {
+	var a, b Moments
+	ta, tb := NewTopK(8), NewTopK(8)
+	for i, x := range []float64{3, -1.5, 2e6, 0.25} {
+		n := int64(i*7 + 1)
+		b.AddN(x, n)
+		tb.AddN(fmt.Sprint(x), n)
+		for range n {
+			a.Add(x)
+			ta.Add(fmt.Sprint(x))
+		}
+	}
+	if a.Count() != b.Count() || math.Abs(a.Mean()-b.Mean()) > 1e-9*math.Abs(a.Mean()) ||
+		math.Abs(a.Variance()-b.Variance()) > 1e-9*a.Variance() {
+		t.Fatalf("AddN: count %d mean %g var %g; Add: %d %g %g", b.Count(), b.Mean(), b.Variance(), a.Count(), a.Mean(), a.Variance())
+	}
+	if !slices.Equal(ta.Top(8), tb.Top(8)) || ta.Count() != tb.Count() {
+		t.Fatalf("TopK AddN %v, Add %v", tb.Top(8), ta.Top(8))
 	}
 }

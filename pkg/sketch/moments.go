@@ -34,6 +34,14 @@ func (m *Moments) Add(x float64) {
 	m.m2 += d * (x - m.mean)
 }
 
+// AddN counts x n times: Merge of n copies of x, in one step.
+func (m *Moments) AddN(x float64, n int64) {
+	if n <= 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return
+	}
+	m.Merge(&Moments{n: n, mean: x, minVal: x, maxVal: x})
+}
+
 // Merge folds o into m.
 func (m *Moments) Merge(o *Moments) {
 	switch {

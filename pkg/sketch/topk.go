@@ -87,6 +87,13 @@ func (t *TopK) MaxError() int64 { return t.offset }
 // only pass strings that are not modified later.
 func (t *TopK) Add(v string) { t.add(v, HashString(v), 1) }
 
+// AddN counts n occurrences of v, as n calls of Add would.
+func (t *TopK) AddN(v string, n int64) {
+	if n > 0 {
+		t.add(v, HashString(v), n)
+	}
+}
+
 func (t *TopK) add(v string, h uint64, w int64) {
 	t.n += w
 	s := t.find(v, h)

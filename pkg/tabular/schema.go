@@ -332,15 +332,18 @@ func NewInferrer(header []string) *Inferrer {
 }
 
 // Observe takes one record's values; null may be nil when none is null.
-func (in *Inferrer) Observe(values []string, null []bool) {
+func (in *Inferrer) Observe(values []string, null []bool) { in.ObserveN(values, null, 1) }
+
+// ObserveN takes the same record n times, at the cost of one.
+func (in *Inferrer) ObserveN(values []string, null []bool, n int64) {
 	for i := range in.cols {
 		c := &in.cols[i]
 		if null != nil && null[i] {
-			c.nulls++
+			c.nulls += n
 			continue
 		}
 		v := values[i]
-		c.values++
+		c.values += n
 		if c.maybe&maybeInt != 0 && !IsInt(v) {
 			c.maybe &^= maybeInt
 		}

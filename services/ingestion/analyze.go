@@ -1,8 +1,12 @@
 package ingestion
 
 import (
+	"hash/maphash"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gyreml/gyre/pkg/privacy"
 	"github.com/gyreml/gyre/pkg/profile"
@@ -11,17 +15,21 @@ import (
 )
 
 // batchRows is how many records travel together from the parser to the
-// observers: big enough to make the hand-over cheap, small enough to keep
+// workers: big enough to make the hand-over cheap, small enough to keep
 // memory flat.
 const batchRows = 512
 
-// profileSampleRows is how many records are held back, when the schema is
-// not known in advance, to decide how to profile each column.
-const profileSampleRows = 1000
+// rebalanceEvery is how many batches the workers go between two shares of
+// the columns by what each cost in the last ones.
+const rebalanceEvery = 64
+
+// dictionaryBudget bounds the distinct values pass 1 remembers over all
+// columns; a column gets an equal share, between 1,024 and 16,384.
+const dictionaryBudget = 1 << 18
 
 // batch holds copies of the slices of batchRows records (the strings
-// themselves outlive the reader's next call, so are shared). Both observer
-// goroutines read it; the last one done recycles it.
+// themselves outlive the reader's next call, so are shared). Both workers
+// read it; the last one done recycles it.
 type batch struct {
 	recs    []tabular.Record
 	values  []string
@@ -41,71 +49,301 @@ func (b *batch) add(rec tabular.Record) {
 	b.recs = append(b.recs, tabular.Record{Row: rec.Row, Line: rec.Line, Values: v, Null: nl})
 }
 
-// observers are what pass 1 computes over every record, on two goroutines
-// beside the parser: the checks (observe) and the profile (observeProfile),
-// about equal in cost.
-type observers struct {
+// checks are what pass 1 computes over every value: schema inference, the
+// rules, the privacy scan, k-anonymity and the profile. They run column by
+// column on two workers beside the parser.
+//
+// A column remembers the distinct values it has seen (up to its share of
+// dictionaryBudget) with what the checks made of each: a value seen before
+// costs one lookup and a few counters, and the profile and the inferred
+// type take each distinct value once, with its count, at the end. Most
+// columns of real data (categories, flags, small integers, dates) repeat
+// their values. A column with more distinct values goes "raw" from the
+// first one past its share: every value is then checked as it comes.
+type checks struct {
 	header   []string
-	inferrer *tabular.Inferrer
+	expected tabular.Schema
+	cols     []*columnState
 	checker  *quality.Checker
-	scanner  *privacy.Scanner
 	kanon    *privacy.KAnonymity
-	// profiler starts once the column kinds are known: from the expected
-	// schema, or from the first profileSampleRows records.
-	profiler *profile.Profiler
-	kinds    []profile.ColumnKind
-	sample   []tabular.Record
-	sampled  *tabular.Inferrer
+	seed     maphash.Seed
+	limit    int
+
+	// The quasi-identifiers' value hashes and nulls in the current batch,
+	// by quasi-identifier then row: filled by worker 0, which owns those
+	// columns, and read by it for k-anonymity.
+	qiHash [][]uint64
+	qiNull [][]bool
+
+	owner     []int // the worker of each column
+	kanonCost time.Duration
+	barrier   barrier
 }
 
-func (o *observers) observe(rec tabular.Record) {
-	o.inferrer.Observe(rec.Values, rec.Null)
-	o.checker.Observe(rec)
-	o.scanner.Observe(rec.Row, rec.Values, rec.Null)
-	if o.kanon != nil {
-		o.kanon.Observe(rec.Values, rec.Null)
-	}
+// columnState is one column's share of the checks.
+type columnState struct {
+	j       int
+	name    string
+	dict    map[string]int32 // value -> index in entries; nil once raw
+	entries []entry
+	nulls   int64
+	infer   *tabular.Inferrer // this column alone
+	scan    *privacy.Scanner  // this column alone
+	checked bool
+	qi      int // index among the quasi-identifiers; -1 if not one
+	// prof profiles a raw column, from when it went raw, as kind.
+	prof *profile.Profiler
+	kind profile.ColumnKind
+	row  []string // a one-value row, reused
+	cost time.Duration
 }
 
-func (o *observers) observeProfile(rec tabular.Record) {
-	if o.profiler != nil {
-		o.profiler.Observe(rec.Values, rec.Null)
-		return
-	}
-	if o.sampled == nil {
-		o.sampled = tabular.NewInferrer(o.header)
-	}
-	o.sampled.Observe(rec.Values, rec.Null)
-	// The batch is recycled after this call: keep copies.
-	rec.Values, rec.Null = slices.Clone(rec.Values), slices.Clone(rec.Null)
-	o.sample = append(o.sample, rec)
-	if len(o.sample) == profileSampleRows {
-		o.startProfile(o.sampled.Schema())
-	}
+// entry is a distinct value of a column and what the checks made of it.
+type entry struct {
+	value   string
+	count   int64
+	hash    uint64 // for k-anonymity
+	verdict quality.Verdict
+	hits    privacy.Hits
 }
 
-func (o *observers) startProfile(s tabular.Schema) {
-	o.kinds = profileKinds(o.header, s)
-	o.profiler = profile.NewProfiler(columnSpecs(o.header, o.kinds))
-	for _, rec := range o.sample {
-		o.profiler.Observe(rec.Values, rec.Null)
-	}
-	o.sample = nil
-}
-
-// profile is the profile of every record, or nil when the final schema
-// profiles a column differently than the sample suggested (a value late in
-// the file was not a number after all): then pass 2 profiles again.
-func (o *observers) profile(final tabular.Schema) *profile.Profile {
-	if o.profiler == nil {
-		o.startProfile(final)
-	}
-	for i, k := range profileKinds(o.header, final) {
-		if o.kinds[i] != k {
-			return nil
+func newChecks(header []string, checker *quality.Checker, scan func(column string) (*privacy.Scanner, error), kanon *privacy.KAnonymity, expected tabular.Schema) (*checks, error) {
+	cs := &checks{header: header, expected: expected, checker: checker, kanon: kanon, seed: maphash.MakeSeed(),
+		limit: min(max(dictionaryBudget/max(len(header), 1), 1024), 16384), owner: make([]int, len(header))}
+	qi := map[int]int{}
+	if kanon != nil {
+		for n, j := range kanon.Columns() {
+			qi[j] = n
+		}
+		cs.qiHash = make([][]uint64, len(qi))
+		cs.qiNull = make([][]bool, len(qi))
+		for n := range len(qi) {
+			cs.qiHash[n], cs.qiNull[n] = make([]uint64, batchRows), make([]bool, batchRows)
 		}
 	}
-	return o.profiler.Profile()
+	for j, name := range header {
+		sc, err := scan(name)
+		if err != nil {
+			return nil, err
+		}
+		c := &columnState{j: j, name: name, dict: map[string]int32{}, infer: tabular.NewInferrer([]string{name}), scan: sc,
+			checked: checker.HasChecks(j), qi: -1, row: make([]string, 1)}
+		if n, ok := qi[j]; ok {
+			c.qi = n
+		}
+		cs.cols = append(cs.cols, c)
+		// The quasi-identifiers stay with worker 0; the rest alternate
+		// until the first rebalance measures them.
+		if c.qi < 0 {
+			cs.owner[j] = j % 2
+		}
+	}
+	cs.barrier.cond, cs.barrier.parties = sync.NewCond(&cs.barrier.mu), 2
+	return cs, nil
+}
+
+// work is worker w's loop: its columns of every batch, and for worker 0 the
+// rows' k-anonymity and count. Every rebalanceEvery batches both workers
+// meet, and worker 0 shares the columns out again by what they cost.
+func (cs *checks) work(w int, in <-chan *batch, done func(*batch)) {
+	n := 0
+	for b := range in {
+		for _, c := range cs.cols {
+			if cs.owner[c.j] == w {
+				start := time.Now()
+				cs.observe(c, b)
+				c.cost += time.Since(start)
+			}
+		}
+		if w == 0 {
+			start := time.Now()
+			cs.checker.AddRows(int64(len(b.recs)))
+			if cs.kanon != nil {
+				hashes, nulls := make([]uint64, len(cs.qiHash)), make([]bool, len(cs.qiHash))
+				for i := range b.recs {
+					for q := range cs.qiHash {
+						hashes[q], nulls[q] = cs.qiHash[q][i], cs.qiNull[q][i]
+					}
+					cs.kanon.ObserveHashes(hashes, nulls)
+				}
+			}
+			cs.kanonCost += time.Since(start)
+		}
+		done(b)
+		if n++; n%rebalanceEvery == 0 {
+			cs.barrier.wait()
+			if w == 0 {
+				cs.rebalance()
+			}
+			cs.barrier.wait()
+		}
+	}
+}
+
+// rebalance shares the columns out by their cost since the last share,
+// largest first to the less loaded worker; the quasi-identifiers stay with
+// worker 0. Both workers wait at the barrier while it runs.
+func (cs *checks) rebalance() {
+	load := [2]time.Duration{cs.kanonCost, 0}
+	var free []*columnState
+	for _, c := range cs.cols {
+		if c.qi >= 0 {
+			load[0] += c.cost
+		} else {
+			free = append(free, c)
+		}
+	}
+	slices.SortStableFunc(free, func(a, b *columnState) int { return int(b.cost - a.cost) })
+	for _, c := range free {
+		w := 0
+		if load[1] < load[0] {
+			w = 1
+		}
+		cs.owner[c.j] = w
+		load[w] += c.cost
+	}
+	for _, c := range cs.cols {
+		c.cost = 0
+	}
+	cs.kanonCost = 0
+}
+
+// observe runs the checks of column c over the batch.
+func (cs *checks) observe(c *columnState, b *batch) {
+	j, n := c.j, len(cs.header)
+	for i := range b.recs {
+		// The batch's own arrays, not the records' slices of them: one load
+		// less per value.
+		rec, v, null := &b.recs[i], b.values[i*n+j], b.null[i*n+j]
+		if c.qi >= 0 {
+			cs.qiNull[c.qi][i] = null
+		}
+		if null {
+			c.nulls++
+			if c.checked {
+				cs.checker.ObserveNull(j, rec.Row)
+			}
+			continue
+		}
+		if c.dict != nil {
+			if k, ok := c.dict[v]; ok {
+				e := &c.entries[k]
+				e.count++
+				if v != "" {
+					c.scan.Record(0, rec.Row, e.hits)
+				}
+				if c.checked {
+					cs.checker.Repeat(j, rec.Row, v, e.verdict)
+				}
+				if c.qi >= 0 {
+					cs.qiHash[c.qi][i] = e.hash
+				}
+				continue
+			}
+			if len(c.entries) < cs.limit {
+				// A copy: the value must not keep its whole line alive.
+				v = strings.Clone(v)
+				e := entry{value: v, count: 1, hits: c.scan.Scan(0, v), hash: maphash.String(cs.seed, v)}
+				if v != "" {
+					c.scan.Record(0, rec.Row, e.hits)
+				}
+				if c.checked {
+					e.verdict = cs.checker.ObserveValue(j, rec.Row, v)
+				}
+				if c.qi >= 0 {
+					cs.qiHash[c.qi][i] = e.hash
+				}
+				c.dict[v] = int32(len(c.entries))
+				c.entries = append(c.entries, e)
+				continue
+			}
+			cs.goRaw(c)
+		}
+		c.row[0] = v
+		c.infer.Observe(c.row, nil)
+		if v != "" {
+			c.scan.Record(0, rec.Row, c.scan.Scan(0, v))
+		}
+		if c.checked {
+			cs.checker.ObserveValue(j, rec.Row, v)
+		}
+		if c.qi >= 0 {
+			cs.qiHash[c.qi][i] = maphash.String(cs.seed, v)
+		}
+		c.prof.Observe(c.row, nil)
+	}
+}
+
+// goRaw stops remembering c's values: those remembered go to the inferrer
+// and to a profiler of the kind the column has so far.
+func (cs *checks) goRaw(c *columnState) {
+	cs.flushInferrer(c)
+	schema := cs.expected
+	if len(schema.Columns) == 0 {
+		schema = c.infer.Schema()
+	}
+	c.kind = profileKinds([]string{c.name}, schema)[0]
+	c.prof = profile.NewProfiler([]profile.ColumnSpec{{Name: c.name, Kind: c.kind}})
+	for _, e := range c.entries {
+		c.row[0] = e.value
+		c.prof.ObserveN(c.row, nil, e.count)
+	}
+	c.dict, c.entries = nil, nil
+}
+
+// flushInferrer gives the inferrer each remembered value, with its count.
+func (cs *checks) flushInferrer(c *columnState) {
+	for _, e := range c.entries {
+		c.row[0] = e.value
+		c.infer.ObserveN(c.row, nil, e.count)
+	}
+}
+
+// inferred is the schema of the data; call it once, after the last batch.
+func (cs *checks) inferred() tabular.Schema {
+	s := tabular.Schema{Columns: make([]tabular.SchemaColumn, len(cs.cols))}
+	for i, c := range cs.cols {
+		if c.dict != nil {
+			cs.flushInferrer(c)
+		}
+		c.row[0] = ""
+		c.infer.ObserveN(c.row, []bool{true}, c.nulls)
+		s.Columns[i] = c.infer.Schema().Columns[0]
+	}
+	return s
+}
+
+// findings are the privacy scan's, in column order.
+func (cs *checks) findings() []privacy.Finding {
+	out := []privacy.Finding{}
+	for _, c := range cs.cols {
+		out = append(out, c.scan.Findings()...)
+	}
+	return out
+}
+
+// profile is the profile of every record as final profiles it, or nil when
+// a raw column was profiled as another kind than final says (a value late
+// in the file was not a number after all): then pass 2 profiles again.
+func (cs *checks) profile(final tabular.Schema, rows int64) *profile.Profile {
+	out := &profile.Profile{Rows: rows, Columns: make([]*profile.ColumnProfile, len(cs.cols))}
+	kinds := profileKinds(cs.header, final)
+	for i, c := range cs.cols {
+		p := c.prof
+		if p == nil {
+			p = profile.NewProfiler([]profile.ColumnSpec{{Name: c.name, Kind: kinds[i]}})
+			for _, e := range c.entries {
+				c.row[0] = e.value
+				p.ObserveN(c.row, nil, e.count)
+			}
+		} else if c.kind != kinds[i] {
+			return nil
+		}
+		c.row[0] = ""
+		p.ObserveN(c.row, []bool{true}, c.nulls)
+		out.Columns[i] = p.Profile().Columns[0]
+	}
+	return out
 }
 
 func profileKinds(header []string, schema tabular.Schema) []profile.ColumnKind {
@@ -132,4 +370,28 @@ func columnSpecs(header []string, kinds []profile.ColumnKind) []profile.ColumnSp
 		specs[i] = profile.ColumnSpec{Name: name, Kind: kinds[i]}
 	}
 	return specs
+}
+
+// barrier is where the workers meet: each waits for all parties.
+type barrier struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	parties int
+	arrived int
+	round   int
+}
+
+func (b *barrier) wait() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	round := b.round
+	if b.arrived++; b.arrived == b.parties {
+		b.arrived = 0
+		b.round++
+		b.cond.Broadcast()
+		return
+	}
+	for round == b.round {
+		b.cond.Wait()
+	}
 }

@@ -153,33 +153,34 @@ func BenchmarkPassOneParts(b *testing.B) {
 		recs = append(recs, rec)
 	}
 	cells := float64(len(recs) * len(rd.Header()))
-	parts := []struct {
-		name string
-		run  func(o *observers, w *tabular.CSVWriter, r tabular.Record)
-	}{
-		{"infer", func(o *observers, _ *tabular.CSVWriter, r tabular.Record) { o.inferrer.Observe(r.Values, r.Null) }},
-		{"rules", func(o *observers, _ *tabular.CSVWriter, r tabular.Record) { o.checker.Observe(r) }},
-		{"privacy", func(o *observers, _ *tabular.CSVWriter, r tabular.Record) { o.scanner.Observe(r.Row, r.Values, r.Null) }},
-		{"k-anonymity", func(o *observers, _ *tabular.CSVWriter, r tabular.Record) { o.kanon.Observe(r.Values, r.Null) }},
-		{"profile", func(o *observers, _ *tabular.CSVWriter, r tabular.Record) { o.observeProfile(r) }},
-		{"spool", func(_ *observers, w *tabular.CSVWriter, r tabular.Record) { w.WriteRecord(r) }},
-	}
-	for _, p := range parts {
-		b.Run(p.name, func(b *testing.B) {
-			for b.Loop() {
-				o, err := newObservers(rd.Header(), benchValidation, tabular.Schema{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				w := tabular.NewCSVWriter(io.Discard, rd.Header())
-				for _, r := range recs {
-					p.run(o, w, r)
+	// Every check of pass 1, on one worker: the CPU time the two workers share.
+	for b.Loop() {
+		cs, err := newPassOneChecks(rd.Header(), benchValidation, tabular.Schema{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		clear(cs.owner) // all columns on worker 0, alone
+		cs.barrier.parties = 1
+		in := make(chan *batch, 1)
+		go func() {
+			defer close(in)
+			cur := newBatch(len(rd.Header()))
+			for _, r := range recs {
+				cur.add(r)
+				if len(cur.recs) == batchRows {
+					in <- cur
+					cur = newBatch(len(rd.Header()))
 				}
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/cells, "ns/cell")
-			b.ReportMetric(0, "ns/op")
-		})
+			in <- cur
+		}()
+		cs.work(0, in, func(*batch) {})
+		if cs.profile(cs.inferred(), int64(len(recs))) == nil {
+			b.Fatal("no profile")
+		}
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/cells, "ns/cell")
+	b.ReportMetric(0, "ns/op")
 }
 
 func ptr[T any](v T) *T { return &v }

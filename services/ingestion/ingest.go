@@ -120,39 +120,38 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 	}
 	defer cleanup()
 	header := reader.Header()
-	obs, err := newObservers(header, r.validation, expected)
+	cs, err := newPassOneChecks(header, r.validation, expected)
 	if err != nil {
 		return nil, err
 	}
 
-	// The parser and spool writer run here; the checks and the profile on
-	// two goroutines, both fed every batch of records.
-	checks, profiles := make(chan *batch, 4), make(chan *batch, 4)
+	// The parser and spool writer run here; the checks on two workers, both
+	// fed every batch of records, each checking its share of the columns.
+	feeds := [2]chan *batch{make(chan *batch, 4), make(chan *batch, 4)}
 	free := make(chan *batch, 12)
-	var wg sync.WaitGroup
-	consume := func(in <-chan *batch, observe func(tabular.Record)) {
-		for b := range in {
-			for _, rec := range b.recs {
-				observe(rec)
-			}
-			if b.readers.Add(-1) == 0 {
-				b.recs = b.recs[:0]
-				free <- b
+	recycle := func(b *batch) {
+		if b.readers.Add(-1) == 0 {
+			b.recs = b.recs[:0]
+			select {
+			case free <- b:
+			default: // enough spare batches: let this one go
 			}
 		}
 	}
-	wg.Go(func() { consume(checks, obs.observe) })
-	wg.Go(func() { consume(profiles, obs.observeProfile) })
+	var wg sync.WaitGroup
+	for w := range feeds {
+		wg.Go(func() { cs.work(w, feeds[w], recycle) })
+	}
 	out := tabular.NewCSVWriter(spool, header)
 	var rows int64
 	send := func(b *batch) {
 		b.readers.Store(2)
-		checks <- b
-		profiles <- b
+		feeds[0] <- b
+		feeds[1] <- b
 	}
 	parseErr := func() error {
-		defer close(checks)
-		defer close(profiles)
+		defer close(feeds[0])
+		defer close(feeds[1])
 		cur := newBatch(len(header))
 		for {
 			rec, err := reader.Next()
@@ -192,7 +191,7 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 	if _, err := io.Copy(io.Discard, body); err != nil {
 		return nil, s.uploadError(err, counted)
 	}
-	inferred := obs.inferrer.Schema()
+	inferred := cs.inferred()
 	profileSchema := inferred
 	if len(expected.Columns) > 0 {
 		profileSchema = expected
@@ -200,35 +199,35 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 	an := &analysis{
 		uploadSHA: hex.EncodeToString(hash.Sum(nil)), uploadSize: counted.n,
 		header: header, rows: rows, inferred: inferred,
-		quality: obs.checker.Report(), findings: obs.scanner.Findings(),
-		profile: obs.profile(profileSchema),
+		quality: cs.checker.Report(), findings: cs.findings(),
+		profile: cs.profile(profileSchema, rows),
 	}
-	if obs.kanon != nil {
-		res := obs.kanon.Result()
+	if cs.kanon != nil {
+		res := cs.kanon.Result()
 		an.kanon = &res
 	}
 	return an, nil
 }
 
-func newObservers(header []string, v pipeline.Validation, expected tabular.Schema) (*observers, error) {
+// newPassOneChecks prepares pass 1's checks from the validation section.
+func newPassOneChecks(header []string, v pipeline.Validation, expected tabular.Schema) (*checks, error) {
 	checker, err := quality.NewChecker(header, expected, v.Rules)
 	if err != nil {
 		return nil, apierr.InvalidField("validation.rules", "%v", err)
 	}
-	scanner, err := privacy.NewScanner(header, privacy.Config{Detect: v.Privacy.Detect})
-	if err != nil {
+	if _, err := privacy.NewScanner(header, privacy.Config{Detect: v.Privacy.Detect}); err != nil {
 		return nil, apierr.InvalidField("validation.privacy.detect", "%v", err)
 	}
-	obs := &observers{header: header, inferrer: tabular.NewInferrer(header), checker: checker, scanner: scanner}
+	scanner := func(column string) (*privacy.Scanner, error) {
+		return privacy.NewScanner([]string{column}, privacy.Config{Detect: v.Privacy.Detect})
+	}
+	var kanon *privacy.KAnonymity
 	if len(v.Privacy.QuasiIdentifiers) > 0 {
-		if obs.kanon, err = privacy.NewKAnonymity(header, v.Privacy.QuasiIdentifiers); err != nil {
+		if kanon, err = privacy.NewKAnonymity(header, v.Privacy.QuasiIdentifiers); err != nil {
 			return nil, apierr.InvalidField("validation.privacy.quasiIdentifiers", "%v", err)
 		}
 	}
-	if len(expected.Columns) > 0 {
-		obs.startProfile(expected)
-	}
-	return obs, nil
+	return newChecks(header, checker, scanner, kanon, expected)
 }
 
 // openReader returns a streaming reader; Parquet needs random access, so it is
