@@ -20,8 +20,8 @@ import (
 const batchRows = 512
 
 // rebalanceEvery is how many batches the workers go between two shares of
-// the columns by what each cost in the last ones.
-const rebalanceEvery = 64
+// the columns by what each cost in the last ones (32,768 rows).
+const rebalanceEvery = 32768 / batchRows
 
 // dictionaryBudget bounds the distinct values pass 1 remembers over all
 // columns; a column gets an equal share, between 1,024 and 16,384.
