@@ -22,6 +22,7 @@ type KAnonymity struct {
 	seed1, seed2 maphash.Seed
 	key          []byte      // the row's encoded values, reused
 	pending      [][2]uint64 // hashes of rows not yet counted
+	lanes        [2]uint64   // ObserveHashes' random starts
 	classes      classTable
 	maxClasses   int
 	rows         int64
@@ -35,6 +36,7 @@ func NewKAnonymity(columns []string, quasiIdentifiers []string) (*KAnonymity, er
 	}
 	k := &KAnonymity{maxClasses: MaxClasses, pending: make([][2]uint64, 0, 256)}
 	k.seed1, k.seed2 = maphash.MakeSeed(), maphash.MakeSeed()
+	k.lanes = [2]uint64{maphash.Comparable(k.seed1, 1), maphash.Comparable(k.seed2, 2)}
 	for _, qi := range quasiIdentifiers {
 		i := slices.Index(columns, qi)
 		if i < 0 {
@@ -83,19 +85,33 @@ func (k *KAnonymity) Columns() []int { return k.idx }
 // already; a stream uses one or the other.
 func (k *KAnonymity) ObserveHashes(hashes []uint64, null []bool) {
 	k.rows++
-	k.key = k.key[:0]
+	// Two lanes of a 64-bit mixer from random starts: the values are
+	// hashes already, so mixing them is enough, and far cheaper than
+	// hashing their bytes.
+	h1, h2 := k.lanes[0], k.lanes[1]
 	for i, h := range hashes {
 		if null[i] {
-			k.key = append(k.key, 0)
-			continue
+			h = nullHash
 		}
-		k.key = append(k.key, 1)
-		k.key = binary.LittleEndian.AppendUint64(k.key, h)
+		h1, h2 = mix64(h1^h), mix64(h2+h)
 	}
-	k.pending = append(k.pending, [2]uint64{maphash.Bytes(k.seed1, k.key), maphash.Bytes(k.seed2, k.key)})
+	k.pending = append(k.pending, [2]uint64{h1, h2})
 	if len(k.pending) == cap(k.pending) {
 		k.flush()
 	}
+}
+
+// nullHash stands for a null quasi-identifier in ObserveHashes.
+const nullHash = 0x6e756c6c_6e756c6c
+
+// mix64 is SplitMix64's finalizer: every input bit flips about half the
+// output bits.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 // flush counts the pending rows. Looking classes up many at a time lets the

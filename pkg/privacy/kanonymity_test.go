@@ -1,6 +1,9 @@
 package privacy
 
 import (
+	"hash/maphash"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -106,5 +109,28 @@ func TestKAnonymityBoundsMemory(t *testing.T) {
 	r := k.Result()
 	if r.Rows != 6 || r.Classes != 2 || r.Untracked != 2 || r.SmallestClass != 2 || r.Satisfies(2) {
 		t.Errorf("capped result = %+v, Satisfies(2) = %v; want rows of new classes untracked and failing", r, r.Satisfies(2))
+	}
+}
+
+// ObserveHashes, given one hash per value, finds the classes Observe finds.
+func TestKAnonymityObserveHashesMatchesObserve(t *testing.T) {
+	cols := []string{"zip", "age", "sex"}
+	byValue, _ := NewKAnonymity(cols, cols)
+	byHash, _ := NewKAnonymity(cols, cols)
+	seed := maphash.MakeSeed()
+	rng := rand.New(rand.NewPCG(1, 1))
+	for range 20_000 {
+		row := []string{strconv.Itoa(rng.IntN(30)), strconv.Itoa(rng.IntN(9)), []string{"f", "m", ""}[rng.IntN(3)]}
+		null := []bool{rng.IntN(50) == 0, false, rng.IntN(40) == 0}
+		hashes := make([]uint64, len(row))
+		for i, v := range row {
+			hashes[i] = maphash.String(seed, v)
+		}
+		byValue.Observe(row, null)
+		byHash.ObserveHashes(hashes, null)
+	}
+	a, b := byValue.Result(), byHash.Result()
+	if a.Rows != b.Rows || a.Classes != b.Classes || a.SmallestClass != b.SmallestClass || a.RowsBelow(20) != b.RowsBelow(20) {
+		t.Fatalf("by hash %+v, by value %+v", b, a)
 	}
 }
