@@ -147,6 +147,7 @@ func newChecks(header []string, checker *quality.Checker, scan func(column strin
 // meet, and worker 0 shares the columns out again by what they cost.
 func (cs *checks) work(w int, in <-chan *batch, done func(*batch)) {
 	n := 0
+	hashes, nulls := make([]uint64, len(cs.qiHash)), make([]bool, len(cs.qiHash))
 	for b := range in {
 		for _, c := range cs.cols {
 			if cs.owner[c.j] == w {
@@ -159,7 +160,6 @@ func (cs *checks) work(w int, in <-chan *batch, done func(*batch)) {
 			start := time.Now()
 			cs.checker.AddRows(int64(len(b.recs)))
 			if cs.kanon != nil {
-				hashes, nulls := make([]uint64, len(cs.qiHash)), make([]bool, len(cs.qiHash))
 				for i := range b.recs {
 					for q := range cs.qiHash {
 						hashes[q], nulls[q] = cs.qiHash[q][i], cs.qiNull[q][i]
