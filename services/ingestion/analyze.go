@@ -24,7 +24,7 @@ const batchRows = 512
 const rebalanceEvery = 32768 / batchRows
 
 // dictionaryBudget bounds the distinct values pass 1 remembers over all
-// columns; a column gets an equal share, between 1,024 and 16,384.
+// columns (about 30 MiB): a column gets an equal share, at most 16,384.
 const dictionaryBudget = 1 << 18
 
 // batch holds copies of the slices of batchRows records (the strings
@@ -109,7 +109,7 @@ type entry struct {
 
 func newChecks(header []string, checker *quality.Checker, scan func(column string) (*privacy.Scanner, error), kanon *privacy.KAnonymity, expected tabular.Schema) (*checks, error) {
 	cs := &checks{header: header, expected: expected, checker: checker, kanon: kanon, seed: maphash.MakeSeed(),
-		limit: min(max(dictionaryBudget/max(len(header), 1), 1024), 16384), owner: make([]int, len(header))}
+		limit: min(dictionaryBudget/len(header), 16384), owner: make([]int, len(header))}
 	qi := map[int]int{}
 	if kanon != nil {
 		for n, j := range kanon.Columns() {
