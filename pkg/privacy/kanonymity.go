@@ -19,8 +19,10 @@ type KAnonymity struct {
 	idx []int
 	// A class is known by a 128-bit hash of its values, never the values:
 	// memory stays per class, and a collision (odds about n²/2¹²⁹) merges two.
+	// With ObserveHashes the values are known by the caller's 64-bit hashes,
+	// so two of a column's d values merge with odds about d²/2⁶⁵.
 	seed1, seed2 maphash.Seed
-	key          []byte      // the row's encoded values, reused
+	key          []byte      // the row's encoded values (Observe), reused
 	pending      [][2]uint64 // hashes of rows not yet counted
 	lanes        [2]uint64   // ObserveHashes' random starts
 	classes      classTable

@@ -52,7 +52,7 @@ type Finding struct {
 	// Checked counts the column's non-null, non-empty values.
 	Checked  int64   `json:"checked"`
 	Fraction float64 `json:"fraction"`
-	// Rows are the first ten matching row numbers, as given to Observe.
+	// Rows are the first ten matching row numbers, as given to Observe or Record.
 	Rows    []int64 `json:"rows"`
 	Flagged bool    `json:"flagged"`
 }

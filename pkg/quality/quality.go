@@ -103,8 +103,10 @@ type column struct {
 	checks []*check
 }
 
-// Checker checks records as they stream by; it is not safe for concurrent
-// use.
+// Checker checks records as they stream by. It is not safe for concurrent
+// use, except that calls of ObserveNull, ObserveValue and Repeat on
+// different columns may run at once (each column's checks are its own),
+// beside AddRows, which touches only the row count.
 type Checker struct {
 	rows    int64
 	columns []*column
@@ -269,8 +271,9 @@ func (c *Checker) Observe(rec tabular.Record) {
 }
 
 // Verdict is what a column's checks made of one value: bit i stands for
-// the column's check i. A caller that sees the same value again counts it
-// with Repeat, without checking it again.
+// the column's check i (the first 64; Repeat checks a column with more
+// again). A caller that sees the same value again counts it with Repeat,
+// without checking it again.
 type Verdict struct {
 	failed, notNumeric uint64
 }
@@ -343,8 +346,8 @@ func (c *Checker) observeValue(col *column, row int64, v string) Verdict {
 	var num float64
 	numeric, parsed := false, false
 	for i, k := range col.checks {
-		bit := uint64(1) << (i & 63)
 		k.result.Checked++
+		failed, notNumeric := false, false
 		switch k.kind {
 		case minValue, maxValue:
 			if !parsed {
@@ -354,23 +357,18 @@ func (c *Checker) observeValue(col *column, row int64, v string) Verdict {
 			switch {
 			case !numeric:
 				k.notNumeric++
-				vd.notNumeric |= bit
-				vd.failed |= bit
+				failed, notNumeric = true, true
 			// Written so that NaN fails both bounds.
 			case k.kind == minValue && !(num >= k.bound), k.kind == maxValue && !(num <= k.bound):
-				vd.failed |= bit
+				failed = true
 			}
 		case allowed:
-			if _, ok := k.allowed[v]; !ok {
-				vd.failed |= bit
-			}
+			_, ok := k.allowed[v]
+			failed = !ok
 		case pattern:
-			if !k.re.MatchString(v) {
-				vd.failed |= bit
-			}
+			failed = !k.re.MatchString(v)
 		case unique:
 			c.checkUnique(k, row, v)
-			continue
 		case isType:
 			ok := false
 			if k.typ == tabular.Int || k.typ == tabular.Float {
@@ -382,12 +380,19 @@ func (c *Checker) observeValue(col *column, row int64, v string) Verdict {
 			} else {
 				ok = k.typ.Accepts(v)
 			}
-			if !ok {
+			failed = !ok
+		}
+		if failed {
+			k.fail(row)
+		}
+		if i < 64 { // Repeat checks again past the 64 bits
+			bit := uint64(1) << i
+			if failed {
 				vd.failed |= bit
 			}
-		}
-		if vd.failed&bit != 0 {
-			k.fail(row)
+			if notNumeric {
+				vd.notNumeric |= bit
+			}
 		}
 	}
 	return vd

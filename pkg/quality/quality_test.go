@@ -251,3 +251,36 @@ func TestHashSet(t *testing.T) {
 		t.Error("hash 0")
 	}
 }
+
+// A column with more than 64 checks: each check counts its own failures
+// (a verdict has 64 bits), by Observe and by ObserveValue then Repeat.
+func TestManyChecksOnOneColumn(t *testing.T) {
+	var rules []pipeline.Rule
+	for range 33 {
+		rules = append(rules, pipeline.Rule{Column: "x", NotNull: true, Min: f64(100)}, pipeline.Rule{Column: "x", Max: f64(1000)})
+	}
+	header := []string{"x"}
+	byRecord, err := NewChecker(header, tabular.Schema{}, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byValue, _ := NewChecker(header, tabular.Schema{}, rules)
+	vd := byValue.ObserveValue(0, 1, "5")
+	byValue.Repeat(0, 2, "5", vd)
+	byValue.AddRows(2)
+	for row := int64(1); row <= 2; row++ {
+		byRecord.Observe(tabular.Record{Row: row, Values: []string{"5"}, Null: []bool{false}})
+	}
+	for _, c := range []*Checker{byRecord, byValue} {
+		rep := c.Report()
+		for _, r := range rep.Rules {
+			wantFailed := int64(0)
+			if strings.Contains(r.Rule, "min") {
+				wantFailed = 2
+			}
+			if r.Failed != wantFailed || r.Checked != 2 {
+				t.Fatalf("%s: %d of %d failed, want %d of 2", r.Rule, r.Failed, r.Checked, wantFailed)
+			}
+		}
+	}
+}

@@ -93,9 +93,10 @@ func (s *KLL) Update(x float64) {
 	}
 }
 
-// UpdateN adds x n times. A weight of 2^h is one value at level h, so x
-// goes into the levels of n's set bits (kept sorted above level 0): the
-// sketch n updates would give at best, at the cost of one per bit.
+// UpdateN adds x n times. A value at level h weighs 2^h, so n becomes its
+// binary weights: one x at the level of each of n's set bits (kept sorted
+// above level 0), with the total weight exactly n, at the cost of one
+// update per bit.
 func (s *KLL) UpdateN(x float64, n int64) {
 	if n <= 0 || math.IsNaN(x) || math.IsInf(x, 0) {
 		return

@@ -1,6 +1,7 @@
 package ingestion
 
 import (
+	"cmp"
 	"hash/maphash"
 	"slices"
 	"strings"
@@ -23,9 +24,13 @@ const batchRows = 512
 // the columns by what each cost in the last ones (32,768 rows).
 const rebalanceEvery = 32768 / batchRows
 
-// dictionaryBudget bounds the distinct values pass 1 remembers over all
-// columns (about 30 MiB): a column gets an equal share, at most 16,384.
-const dictionaryBudget = 1 << 18
+// The value dictionaries are bounded over all columns, by count and by
+// bytes of the values (about 50 MiB at most with their entries): a column
+// gets an equal share of each, at most 16,384 values.
+const (
+	dictionaryValues = 1 << 18
+	dictionaryBytes  = 16 << 20
+)
 
 // batch holds copies of the slices of batchRows records (the strings
 // themselves outlive the reader's next call, so are shared). Both workers
@@ -54,7 +59,7 @@ func (b *batch) add(rec tabular.Record) {
 // column on two workers beside the parser.
 //
 // A column remembers the distinct values it has seen (up to its share of
-// dictionaryBudget) with what the checks made of each: a value seen before
+// the dictionaries' bounds) with what the checks made of each: a value seen before
 // costs one lookup and a few counters, and the profile and the inferred
 // type take each distinct value once, with its count, at the end. Most
 // columns of real data (categories, flags, small integers, dates) repeat
@@ -67,7 +72,8 @@ type checks struct {
 	checker  *quality.Checker
 	kanon    *privacy.KAnonymity
 	seed     maphash.Seed
-	limit    int
+	// limit and byteLimit are a column's share of the dictionaries.
+	limit, byteLimit int
 
 	// The quasi-identifiers' value hashes and nulls in the current batch,
 	// by quasi-identifier then row: filled by worker 0, which owns those
@@ -82,15 +88,16 @@ type checks struct {
 
 // columnState is one column's share of the checks.
 type columnState struct {
-	j       int
-	name    string
-	dict    map[string]int32 // value -> index in entries; nil once raw
-	entries []entry
-	nulls   int64
-	infer   *tabular.Inferrer // this column alone
-	scan    *privacy.Scanner  // this column alone
-	checked bool
-	qi      int // index among the quasi-identifiers; -1 if not one
+	j         int
+	name      string
+	dict      map[string]int32 // value -> index in entries; nil once raw
+	entries   []entry
+	bytes     int // of the values in entries
+	nulls     int64
+	infer     *tabular.Inferrer // this column alone
+	scan      *privacy.Scanner  // this column alone
+	hasChecks bool
+	qi        int // index among the quasi-identifiers; -1 if not one
 	// prof profiles a raw column, from when it went raw, as kind.
 	prof *profile.Profiler
 	kind profile.ColumnKind
@@ -109,7 +116,7 @@ type entry struct {
 
 func newChecks(header []string, checker *quality.Checker, scan func(column string) (*privacy.Scanner, error), kanon *privacy.KAnonymity, expected tabular.Schema) (*checks, error) {
 	cs := &checks{header: header, expected: expected, checker: checker, kanon: kanon, seed: maphash.MakeSeed(),
-		limit: min(dictionaryBudget/len(header), 16384), owner: make([]int, len(header))}
+		limit: min(dictionaryValues/len(header), 16384), byteLimit: dictionaryBytes / len(header), owner: make([]int, len(header))}
 	qi := map[int]int{}
 	if kanon != nil {
 		for n, j := range kanon.Columns() {
@@ -127,7 +134,7 @@ func newChecks(header []string, checker *quality.Checker, scan func(column strin
 			return nil, err
 		}
 		c := &columnState{j: j, name: name, dict: map[string]int32{}, infer: tabular.NewInferrer([]string{name}), scan: sc,
-			checked: checker.HasChecks(j), qi: -1, row: make([]string, 1)}
+			hasChecks: checker.HasChecks(j), qi: -1, row: make([]string, 1)}
 		if n, ok := qi[j]; ok {
 			c.qi = n
 		}
@@ -193,7 +200,7 @@ func (cs *checks) rebalance() {
 			free = append(free, c)
 		}
 	}
-	slices.SortStableFunc(free, func(a, b *columnState) int { return int(b.cost - a.cost) })
+	slices.SortStableFunc(free, func(a, b *columnState) int { return cmp.Compare(b.cost, a.cost) })
 	for _, c := range free {
 		w := 0
 		if load[1] < load[0] {
@@ -220,7 +227,7 @@ func (cs *checks) observe(c *columnState, b *batch) {
 		}
 		if null {
 			c.nulls++
-			if c.checked {
+			if c.hasChecks {
 				cs.checker.ObserveNull(j, rec.Row)
 			}
 			continue
@@ -232,7 +239,7 @@ func (cs *checks) observe(c *columnState, b *batch) {
 				if v != "" {
 					c.scan.Record(0, rec.Row, e.hits)
 				}
-				if c.checked {
+				if c.hasChecks {
 					cs.checker.Repeat(j, rec.Row, v, e.verdict)
 				}
 				if c.qi >= 0 {
@@ -240,14 +247,14 @@ func (cs *checks) observe(c *columnState, b *batch) {
 				}
 				continue
 			}
-			if len(c.entries) < cs.limit {
+			if len(c.entries) < cs.limit && c.bytes+len(v) <= cs.byteLimit {
 				// A copy: the value must not keep its whole line alive.
 				v = strings.Clone(v)
 				e := entry{value: v, count: 1, hits: c.scan.Scan(0, v), hash: maphash.String(cs.seed, v)}
 				if v != "" {
 					c.scan.Record(0, rec.Row, e.hits)
 				}
-				if c.checked {
+				if c.hasChecks {
 					e.verdict = cs.checker.ObserveValue(j, rec.Row, v)
 				}
 				if c.qi >= 0 {
@@ -255,6 +262,7 @@ func (cs *checks) observe(c *columnState, b *batch) {
 				}
 				c.dict[v] = int32(len(c.entries))
 				c.entries = append(c.entries, e)
+				c.bytes += len(v)
 				continue
 			}
 			cs.goRaw(c)
@@ -264,7 +272,7 @@ func (cs *checks) observe(c *columnState, b *batch) {
 		if v != "" {
 			c.scan.Record(0, rec.Row, c.scan.Scan(0, v))
 		}
-		if c.checked {
+		if c.hasChecks {
 			cs.checker.ObserveValue(j, rec.Row, v)
 		}
 		if c.qi >= 0 {
@@ -275,7 +283,8 @@ func (cs *checks) observe(c *columnState, b *batch) {
 }
 
 // goRaw stops remembering c's values: those remembered go to the inferrer
-// and to a profiler of the kind the column has so far.
+// and to a profiler of the column's kind: the expected schema's, or else
+// the type inferred so far.
 func (cs *checks) goRaw(c *columnState) {
 	cs.flushInferrer(c)
 	schema := cs.expected
@@ -299,7 +308,8 @@ func (cs *checks) flushInferrer(c *columnState) {
 	}
 }
 
-// inferred is the schema of the data; call it once, after the last batch.
+// inferred is the schema of the data; call it once, after the last batch
+// (it adds the nulls to the inferrers).
 func (cs *checks) inferred() tabular.Schema {
 	s := tabular.Schema{Columns: make([]tabular.SchemaColumn, len(cs.cols))}
 	for i, c := range cs.cols {
@@ -325,6 +335,7 @@ func (cs *checks) findings() []privacy.Finding {
 // profile is the profile of every record as final profiles it, or nil when
 // a raw column was profiled as another kind than final says (a value late
 // in the file was not a number after all): then pass 2 profiles again.
+// Call it once, after inferred: it adds the nulls to the profilers.
 func (cs *checks) profile(final tabular.Schema, rows int64) *profile.Profile {
 	out := &profile.Profile{Rows: rows, Columns: make([]*profile.ColumnProfile, len(cs.cols))}
 	kinds := profileKinds(cs.header, final)

@@ -61,11 +61,37 @@ func TestPassOneMatchesCheckingRecordByRecord(t *testing.T) {
 		Privacy: pipeline.Privacy{Detect: []string{"email", "phone"}, QuasiIdentifiers: []string{"zip3", "sex"}},
 	}
 
-	cs, err := newPassOneChecks(header, v, tabular.Schema{})
+	expected := tabular.Schema{Columns: []tabular.SchemaColumn{
+		{Name: "id", Type: tabular.Int}, {Name: "age", Type: tabular.Int, Nullable: true}, {Name: "segment", Type: tabular.Category},
+		{Name: "email", Type: tabular.String}, {Name: "zip3", Type: tabular.Int, Nullable: true}, {Name: "sex", Type: tabular.Category},
+		{Name: "late", Type: tabular.Int}, {Name: "note", Type: tabular.String}, {Name: "amount", Type: tabular.Float},
+	}}
+	for _, c := range []struct {
+		name             string
+		limit, byteLimit int
+		expected         tabular.Schema
+	}{
+		// amount overflows; zip3, age and the rest do not.
+		{"amount raw", 2000, 1 << 20, tabular.Schema{}},
+		// zip3 (unique, a quasi-identifier) and the mostly empty email go raw too.
+		{"low limit", 30, 1 << 20, tabular.Schema{}},
+		// Every column with more than a few bytes of distinct values goes raw.
+		{"byte limit", 2000, 64, tabular.Schema{}},
+		// Kinds come from the declared schema, which late and id break.
+		{"expected schema", 30, 1 << 20, expected},
+	} {
+		t.Run(c.name, func(t *testing.T) { comparePassOne(t, header, records, v, c.expected, c.limit, c.byteLimit) })
+	}
+}
+
+// comparePassOne runs pass 1's checks over records with these dictionary
+// limits, and compares what they report with checking every record in turn.
+func comparePassOne(t *testing.T, header []string, records []tabular.Record, v pipeline.Validation, expected tabular.Schema, limit, byteLimit int) {
+	cs, err := newPassOneChecks(header, v, expected)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs.limit = 2000 // amount overflows; zip3, age and the rest do not
+	cs.limit, cs.byteLimit = limit, byteLimit
 	feeds := [2]chan *batch{make(chan *batch, 4), make(chan *batch, 4)}
 	done := make(chan struct{})
 	for w := range feeds {
@@ -87,7 +113,7 @@ func TestPassOneMatchesCheckingRecordByRecord(t *testing.T) {
 
 	// The reference: every check over every record, in turn.
 	inferrer := tabular.NewInferrer(header)
-	checker, err := quality.NewChecker(header, tabular.Schema{}, v.Rules)
+	checker, err := quality.NewChecker(header, expected, v.Rules)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,14 +147,17 @@ func TestPassOneMatchesCheckingRecordByRecord(t *testing.T) {
 		t.Fatalf("k-anonymity %+v, want %+v", got, want)
 	}
 
-	// The late "n/a" makes late a string column: it never went raw, so its
-	// profile follows the final schema; amount went raw as a number and
-	// stays one.
-	got := cs.profile(schema, int64(len(records)))
+	// The late "n/a" makes late a string column. It is profiled by the
+	// final schema: the inferred one, or the expected one when declared.
+	final := schema
+	if len(expected.Columns) > 0 {
+		final = expected
+	}
+	got := cs.profile(final, int64(len(records)))
 	if got == nil {
 		t.Fatal("no profile")
 	}
-	ref := profile.NewProfiler(columnSpecs(header, profileKinds(header, schema)))
+	ref := profile.NewProfiler(columnSpecs(header, profileKinds(header, final)))
 	for _, r := range records {
 		ref.Observe(r.Values, r.Null)
 	}

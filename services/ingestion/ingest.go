@@ -41,7 +41,8 @@ var errTooLarge = errors.New("upload too large")
 // and scanning for personal data. Nothing is stored unless the verdict is
 // "validated". Pass 2 streams the spool into the artifact store, applying the
 // privacy policy (so raw personal data never reaches it) and profiling the
-// stored values. Memory stays bounded: only sketches and counters are held.
+// stored values. Memory stays bounded: only sketches, counters and the
+// columns' value dictionaries (bounded by count and bytes) are held.
 func (s *Service) Ingest(ctx context.Context, up Upload) (*ingestionv1.UploadVersionResponse, error) {
 	r, err := s.resolveRules(ctx, up.Dataset, up.Pipeline, up.Validation)
 	if err != nil {
