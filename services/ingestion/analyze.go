@@ -3,6 +3,7 @@ package ingestion
 import (
 	"cmp"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -33,8 +34,8 @@ const (
 )
 
 // batch holds copies of the slices of batchRows records (the strings
-// themselves outlive the reader's next call, so are shared). Both workers
-// read it; the last one done recycles it.
+// themselves outlive the reader's next call, so are shared). Every worker
+// reads it; the last one done recycles it.
 type batch struct {
 	recs    []tabular.Record
 	values  []string
@@ -56,7 +57,7 @@ func (b *batch) add(rec tabular.Record) {
 
 // checks are what pass 1 computes over every value: schema inference, the
 // rules, the privacy scan, k-anonymity and the profile. They run column by
-// column on two workers beside the parser.
+// column on workers beside the parser (passOneWorkers: two on two cores).
 //
 // A column remembers the distinct values it has seen (up to its share of
 // the dictionaries' bounds) with what the checks made of each: a value seen before
@@ -81,6 +82,7 @@ type checks struct {
 	qiHash [][]uint64
 	qiNull [][]bool
 
+	workers   int
 	owner     []int // the worker of each column
 	kanonCost time.Duration
 	barrier   barrier
@@ -114,8 +116,8 @@ type entry struct {
 	hits    privacy.Hits
 }
 
-func newChecks(header []string, checker *quality.Checker, scan func(column string) (*privacy.Scanner, error), kanon *privacy.KAnonymity, expected tabular.Schema) (*checks, error) {
-	cs := &checks{header: header, expected: expected, checker: checker, kanon: kanon, seed: maphash.MakeSeed(),
+func newChecks(header []string, checker *quality.Checker, scan func(column string) (*privacy.Scanner, error), kanon *privacy.KAnonymity, expected tabular.Schema, workers int) (*checks, error) {
+	cs := &checks{header: header, expected: expected, checker: checker, kanon: kanon, seed: maphash.MakeSeed(), workers: workers,
 		limit: min(dictionaryValues/len(header), 16384), byteLimit: dictionaryBytes / len(header), owner: make([]int, len(header))}
 	qi := map[int]int{}
 	if kanon != nil {
@@ -139,18 +141,48 @@ func newChecks(header []string, checker *quality.Checker, scan func(column strin
 			c.qi = n
 		}
 		cs.cols = append(cs.cols, c)
-		// The quasi-identifiers stay with worker 0; the rest alternate
+		// The quasi-identifiers stay with worker 0; the rest take turns
 		// until the first rebalance measures them.
 		if c.qi < 0 {
-			cs.owner[j] = j % 2
+			cs.owner[j] = j % workers
 		}
 	}
-	cs.barrier.cond, cs.barrier.parties = sync.NewCond(&cs.barrier.mu), 2
+	cs.barrier.cond, cs.barrier.parties = sync.NewCond(&cs.barrier.mu), workers
 	return cs, nil
 }
 
+// passOneWorkers is how many workers check columns: every core but the
+// parser's, at least two.
+func passOneWorkers(columns int) int {
+	return max(2, min(runtime.GOMAXPROCS(0)-1, columns))
+}
+
+// start runs the workers. send gives a batch to every worker (the last one
+// done with it calls recycle); finish waits for them after the last batch.
+func (cs *checks) start(recycle func(*batch)) (send func(*batch), finish func()) {
+	feeds := make([]chan *batch, cs.workers)
+	var wg sync.WaitGroup
+	for w := range feeds {
+		feeds[w] = make(chan *batch, 4)
+		wg.Go(func() { cs.work(w, feeds[w], recycle) })
+	}
+	send = func(b *batch) {
+		b.readers.Store(int32(cs.workers))
+		for _, f := range feeds {
+			f <- b
+		}
+	}
+	finish = func() {
+		for _, f := range feeds {
+			close(f)
+		}
+		wg.Wait()
+	}
+	return send, finish
+}
+
 // work is worker w's loop: its columns of every batch, and for worker 0 the
-// rows' k-anonymity and count. Every rebalanceEvery batches both workers
+// rows' k-anonymity and count. Every rebalanceEvery batches the workers
 // meet, and worker 0 shares the columns out again by what they cost.
 func (cs *checks) work(w int, in <-chan *batch, done func(*batch)) {
 	n := 0
@@ -188,10 +220,11 @@ func (cs *checks) work(w int, in <-chan *batch, done func(*batch)) {
 }
 
 // rebalance shares the columns out by their cost since the last share,
-// largest first to the less loaded worker; the quasi-identifiers stay with
-// worker 0. Both workers wait at the barrier while it runs.
+// largest first to the least loaded worker; the quasi-identifiers stay with
+// worker 0. The other workers wait at the barrier while it runs.
 func (cs *checks) rebalance() {
-	load := [2]time.Duration{cs.kanonCost, 0}
+	load := make([]time.Duration, cs.workers)
+	load[0] = cs.kanonCost
 	var free []*columnState
 	for _, c := range cs.cols {
 		if c.qi >= 0 {
@@ -203,8 +236,10 @@ func (cs *checks) rebalance() {
 	slices.SortStableFunc(free, func(a, b *columnState) int { return cmp.Compare(b.cost, a.cost) })
 	for _, c := range free {
 		w := 0
-		if load[1] < load[0] {
-			w = 1
+		for i := range load {
+			if load[i] < load[w] {
+				w = i
+			}
 		}
 		cs.owner[c.j] = w
 		load[w] += c.cost

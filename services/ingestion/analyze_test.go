@@ -80,36 +80,32 @@ func TestPassOneMatchesCheckingRecordByRecord(t *testing.T) {
 		// Kinds come from the declared schema, which late and id break.
 		{"expected schema", 30, 1 << 20, expected},
 	} {
-		t.Run(c.name, func(t *testing.T) { comparePassOne(t, header, records, v, c.expected, c.limit, c.byteLimit) })
+		for _, workers := range []int{2, 3} {
+			t.Run(fmt.Sprintf("%s, %d workers", c.name, workers), func(t *testing.T) {
+				comparePassOne(t, header, records, v, c.expected, c.limit, c.byteLimit, workers)
+			})
+		}
 	}
 }
 
 // comparePassOne runs pass 1's checks over records with these dictionary
 // limits, and compares what they report with checking every record in turn.
-func comparePassOne(t *testing.T, header []string, records []tabular.Record, v pipeline.Validation, expected tabular.Schema, limit, byteLimit int) {
+func comparePassOne(t *testing.T, header []string, records []tabular.Record, v pipeline.Validation, expected tabular.Schema, limit, byteLimit, workers int) {
 	cs, err := newPassOneChecks(header, v, expected)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cs.workers, cs.barrier.parties = workers, workers
 	cs.limit, cs.byteLimit = limit, byteLimit
-	feeds := [2]chan *batch{make(chan *batch, 4), make(chan *batch, 4)}
-	done := make(chan struct{})
-	for w := range feeds {
-		go func() { cs.work(w, feeds[w], func(*batch) {}); done <- struct{}{} }()
-	}
+	send, finish := cs.start(func(*batch) {})
 	for start := 0; start < len(records); start += batchRows {
 		b := newBatch(len(header))
 		for _, r := range records[start:min(start+batchRows, len(records))] {
 			b.add(r)
 		}
-		b.readers.Store(2)
-		feeds[0] <- b
-		feeds[1] <- b
+		send(b)
 	}
-	close(feeds[0])
-	close(feeds[1])
-	<-done
-	<-done
+	finish()
 
 	// The reference: every check over every record, in turn.
 	inferrer := tabular.NewInferrer(header)
@@ -224,7 +220,7 @@ func TestPassOneLeavesTheProfileToPassTwoWhenARawColumnChangesType(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs.limit, cs.barrier.parties = 10, 1
+	cs.limit, cs.workers, cs.barrier.parties = 10, 1, 1
 	in := make(chan *batch, 1)
 	go func() {
 		defer close(in)

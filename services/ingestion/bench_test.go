@@ -160,7 +160,7 @@ func BenchmarkPassOneChecks(b *testing.B) {
 			b.Fatal(err)
 		}
 		clear(cs.owner) // all columns on worker 0, alone
-		cs.barrier.parties = 1
+		cs.workers, cs.barrier.parties = 1, 1
 		in := make(chan *batch, 1)
 		go func() {
 			defer close(in)

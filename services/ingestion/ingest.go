@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
 	"github.com/gyreml/gyre/pkg/apierr"
 	ingestionv1 "github.com/gyreml/gyre/pkg/pb/gyre/ingestion/v1"
@@ -126,11 +125,10 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 		return nil, err
 	}
 
-	// The parser and spool writer run here; the checks on two workers, both
-	// fed every batch of records, each checking its share of the columns.
-	feeds := [2]chan *batch{make(chan *batch, 4), make(chan *batch, 4)}
+	// The parser and spool writer run here; the checks on workers, each fed
+	// every batch of records and checking its share of the columns.
 	free := make(chan *batch, 12)
-	recycle := func(b *batch) {
+	send, finish := cs.start(func(b *batch) {
 		if b.readers.Add(-1) == 0 {
 			b.recs = b.recs[:0]
 			select {
@@ -138,21 +136,11 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 			default: // enough spare batches: let this one go
 			}
 		}
-	}
-	var wg sync.WaitGroup
-	for w := range feeds {
-		wg.Go(func() { cs.work(w, feeds[w], recycle) })
-	}
+	})
 	out := tabular.NewCSVWriter(spool, header)
 	var rows int64
-	send := func(b *batch) {
-		b.readers.Store(2)
-		feeds[0] <- b
-		feeds[1] <- b
-	}
 	parseErr := func() error {
-		defer close(feeds[0])
-		defer close(feeds[1])
+		defer finish()
 		cur := newBatch(len(header))
 		for {
 			rec, err := reader.Next()
@@ -181,7 +169,6 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 		}
 		return nil
 	}()
-	wg.Wait()
 	if parseErr != nil {
 		return nil, parseErr
 	}
@@ -228,7 +215,7 @@ func newPassOneChecks(header []string, v pipeline.Validation, expected tabular.S
 			return nil, apierr.InvalidField("validation.privacy.quasiIdentifiers", "%v", err)
 		}
 	}
-	return newChecks(header, checker, scanner, kanon, expected)
+	return newChecks(header, checker, scanner, kanon, expected, passOneWorkers(len(header)))
 }
 
 // openReader returns a streaming reader; Parquet needs random access, so it is
