@@ -3,6 +3,8 @@ package profile
 import (
 	"math"
 	"strconv"
+
+	"github.com/gyreml/gyre/pkg/tabular"
 )
 
 // ParseBool reads the spellings of a boolean a CSV is likely to hold:
@@ -34,7 +36,7 @@ func ParseTimestamp(s string) (float64, bool) {
 	year, ok1 := digits(s[0:4])
 	month, ok2 := digits(s[5:7])
 	day, ok3 := digits(s[8:10])
-	if !ok1 || !ok2 || !ok3 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
+	if !ok1 || !ok2 || !ok3 || month < 1 || month > 12 || day < 1 || day > tabular.DaysIn(month, year) {
 		return 0, false
 	}
 	var hour, minute, sec, nanos, offset int
@@ -83,20 +85,6 @@ func ParseTimestamp(s string) (float64, bool) {
 	}
 	unix := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - int64(offset)
 	return float64(unix) + float64(nanos)/1e9, true
-}
-
-// daysIn is the number of days of a month (1 to 12) in the Gregorian year.
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }
 
 // daysFromCivil is the number of days from 1970-01-01 to the Gregorian date

@@ -172,7 +172,7 @@ func isTimestamp(v string) bool {
 	year, ok1 := atoiFixed(v[0:4])
 	month, ok2 := atoiFixed(v[5:7])
 	day, ok3 := atoiFixed(v[8:10])
-	if !ok1 || !ok2 || !ok3 || v[7] != '-' || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
+	if !ok1 || !ok2 || !ok3 || v[7] != '-' || month < 1 || month > 12 || day < 1 || day > DaysIn(month, year) {
 		return false
 	}
 	if len(v) == len("2006-01-02") {
@@ -219,8 +219,8 @@ func isZone(s string) bool {
 	return ok1 && ok2 && h <= 23 && m <= 59
 }
 
-// daysIn is the number of days of a month (1 to 12) in the Gregorian year.
-func daysIn(month, year int) int {
+// DaysIn is the number of days of a month (1 to 12) in the Gregorian year.
+func DaysIn(month, year int) int {
 	switch month {
 	case 2:
 		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
