@@ -2,18 +2,14 @@ package inference
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gyreml/gyre/pkg/blob"
 	"github.com/gyreml/gyre/pkg/model"
-	_ "github.com/gyreml/gyre/pkg/model/formats" // every bundle format loads
+	"github.com/gyreml/gyre/pkg/model/fetch"
 )
 
 // loadedModel is one verified bundle in memory, shared by every route
@@ -137,48 +133,8 @@ func (s *modelStore) loaded() int {
 	return len(s.entries)
 }
 
-// load downloads the packed bundle to a file (never whole in memory),
-// checking its sha256 as it arrives, unpacks it and loads it: model.Load
-// checks every file against the manifest, so a tampered bundle is refused.
-// The files are removed once loaded: models keep what they need in memory.
+// load downloads, verifies and loads a bundle (fetch.Model: to a file in
+// the store's directory, never whole in memory; a tampered bundle is refused).
 func (s *modelStore) load(ctx context.Context, uri, digest string) (model.Model, *model.Manifest, error) {
-	if s.blobs == nil {
-		return nil, nil, errors.New("no artifact store configured")
-	}
-	key, ok := s.blobs.KeyOf(uri)
-	if !ok {
-		return nil, nil, fmt.Errorf("bundle %s is not in the artifact store", uri)
-	}
-	work, err := os.MkdirTemp(s.dir, "gyre-bundle-"+digest[:min(12, len(digest))]+"-*")
-	if err != nil {
-		return nil, nil, fmt.Errorf("bundle %s: %w", uri, err)
-	}
-	defer os.RemoveAll(work)
-
-	rc, err := s.blobs.Get(ctx, key, digest)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read bundle %s: %w", uri, err)
-	}
-	defer rc.Close()
-	f, err := os.CreateTemp(work, "bundle-*.tar.gz")
-	if err != nil {
-		return nil, nil, fmt.Errorf("bundle %s: %w", uri, err)
-	}
-	defer f.Close()
-	// The digest is checked at EOF: nothing is unpacked before it matched.
-	if _, err := io.Copy(f, rc); err != nil {
-		return nil, nil, fmt.Errorf("read bundle %s: %w", uri, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, nil, fmt.Errorf("bundle %s: %w", uri, err)
-	}
-	dir := work + string(os.PathSeparator) + "bundle"
-	if err := model.Unpack(f, dir); err != nil {
-		return nil, nil, fmt.Errorf("unpack bundle %s: %w", uri, err)
-	}
-	m, man, err := model.Load(dir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load bundle %s: %w", uri, err)
-	}
-	return m, man, nil
+	return fetch.Model(ctx, s.blobs, uri, digest, s.dir)
 }
