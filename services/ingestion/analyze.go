@@ -33,26 +33,26 @@ const (
 	dictionaryBytes  = 16 << 20
 )
 
-// batch holds copies of the slices of batchRows records (the strings
-// themselves outlive the reader's next call, so are shared). Every worker
-// reads it; the last one done recycles it.
+// batch holds batchRows records: their row numbers, and copies of their
+// values and null flags, row after row (the strings themselves outlive the
+// reader's next call, so are shared). Every worker reads it; the last one
+// done recycles it.
 type batch struct {
-	recs    []tabular.Record
+	rows    []int64
 	values  []string
 	null    []bool
 	readers atomic.Int32
 }
 
 func newBatch(cols int) *batch {
-	return &batch{recs: make([]tabular.Record, 0, batchRows), values: make([]string, batchRows*cols), null: make([]bool, batchRows*cols)}
+	return &batch{rows: make([]int64, 0, batchRows), values: make([]string, batchRows*cols), null: make([]bool, batchRows*cols)}
 }
 
 func (b *batch) add(rec tabular.Record) {
-	i, n := len(b.recs), len(rec.Values)
-	v, nl := b.values[i*n:(i+1)*n:(i+1)*n], b.null[i*n:(i+1)*n:(i+1)*n]
-	copy(v, rec.Values)
-	copy(nl, rec.Null)
-	b.recs = append(b.recs, tabular.Record{Row: rec.Row, Line: rec.Line, Values: v, Null: nl})
+	i, n := len(b.rows), len(rec.Values)
+	copy(b.values[i*n:(i+1)*n], rec.Values)
+	copy(b.null[i*n:(i+1)*n], rec.Null)
+	b.rows = append(b.rows, rec.Row)
 }
 
 // checks are what pass 1 computes over every value: schema inference, the
@@ -197,9 +197,9 @@ func (cs *checks) work(w int, in <-chan *batch, done func(*batch)) {
 		}
 		if w == 0 {
 			start := time.Now()
-			cs.checker.AddRows(int64(len(b.recs)))
+			cs.checker.AddRows(int64(len(b.rows)))
 			if cs.kanon != nil {
-				for i := range b.recs {
+				for i := range b.rows {
 					for q := range cs.qiHash {
 						hashes[q], nulls[q] = cs.qiHash[q][i], cs.qiNull[q][i]
 					}
@@ -253,17 +253,15 @@ func (cs *checks) rebalance() {
 // observe runs the checks of column c over the batch.
 func (cs *checks) observe(c *columnState, b *batch) {
 	j, n := c.j, len(cs.header)
-	for i := range b.recs {
-		// The batch's own arrays, not the records' slices of them: one load
-		// less per value.
-		rec, v, null := &b.recs[i], b.values[i*n+j], b.null[i*n+j]
+	for i, row := range b.rows {
+		v, null := b.values[i*n+j], b.null[i*n+j]
 		if c.qi >= 0 {
 			cs.qiNull[c.qi][i] = null
 		}
 		if null {
 			c.nulls++
 			if c.hasChecks {
-				cs.checker.ObserveNull(j, rec.Row)
+				cs.checker.ObserveNull(j, row)
 			}
 			continue
 		}
@@ -272,10 +270,10 @@ func (cs *checks) observe(c *columnState, b *batch) {
 				e := &c.entries[k]
 				e.count++
 				if v != "" {
-					c.scan.Record(0, rec.Row, e.hits)
+					c.scan.Record(0, row, e.hits)
 				}
 				if c.hasChecks {
-					cs.checker.Repeat(j, rec.Row, v, e.verdict)
+					cs.checker.Repeat(j, row, v, e.verdict)
 				}
 				if c.qi >= 0 {
 					cs.qiHash[c.qi][i] = e.hash
@@ -287,10 +285,10 @@ func (cs *checks) observe(c *columnState, b *batch) {
 				v = strings.Clone(v)
 				e := entry{value: v, count: 1, hits: c.scan.Scan(0, v), hash: maphash.String(cs.seed, v)}
 				if v != "" {
-					c.scan.Record(0, rec.Row, e.hits)
+					c.scan.Record(0, row, e.hits)
 				}
 				if c.hasChecks {
-					e.verdict = cs.checker.ObserveValue(j, rec.Row, v)
+					e.verdict = cs.checker.ObserveValue(j, row, v)
 				}
 				if c.qi >= 0 {
 					cs.qiHash[c.qi][i] = e.hash
@@ -305,10 +303,10 @@ func (cs *checks) observe(c *columnState, b *batch) {
 		c.row[0] = v
 		c.infer.Observe(c.row, nil)
 		if v != "" {
-			c.scan.Record(0, rec.Row, c.scan.Scan(0, v))
+			c.scan.Record(0, row, c.scan.Scan(0, v))
 		}
 		if c.hasChecks {
-			cs.checker.ObserveValue(j, rec.Row, v)
+			cs.checker.ObserveValue(j, row, v)
 		}
 		if c.qi >= 0 {
 			cs.qiHash[c.qi][i] = maphash.String(cs.seed, v)

@@ -169,7 +169,7 @@ func BenchmarkPassOneChecks(b *testing.B) {
 			cur := newBatch(len(header))
 			for _, r := range recs {
 				cur.add(r)
-				if len(cur.recs) == batchRows {
+				if len(cur.rows) == batchRows {
 					in <- cur
 					cur = newBatch(len(header))
 				}

@@ -130,7 +130,7 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 	free := make(chan *batch, 12)
 	send, finish := cs.start(func(b *batch) {
 		if b.readers.Add(-1) == 0 {
-			b.recs = b.recs[:0]
+			b.rows = b.rows[:0]
 			select {
 			case free <- b:
 			default: // enough spare batches: let this one go
@@ -155,7 +155,7 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 				return fmt.Errorf("spool: %w", err)
 			}
 			cur.add(rec)
-			if len(cur.recs) == batchRows {
+			if len(cur.rows) == batchRows {
 				send(cur)
 				select {
 				case cur = <-free:
@@ -164,7 +164,7 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 				}
 			}
 		}
-		if len(cur.recs) > 0 {
+		if len(cur.rows) > 0 {
 			send(cur)
 		}
 		return nil
