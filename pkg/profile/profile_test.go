@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -419,6 +420,45 @@ func TestParseTimestampCalendar(t *testing.T) {
 	for _, v := range []string{"2023-02-29", "1900-02-29", "2024-04-31", "2024-06-31", "2024-09-31", "2024-11-31", "2024-01-32"} {
 		if _, ok := ParseTimestamp(v); ok {
 			t.Errorf("ParseTimestamp(%q) accepted a day that does not exist", v)
+		}
+	}
+}
+
+// TestObserveValuesMatchesObserve profiles each column of a table a batch
+// of values at a time: every count, the moments, the distinct estimate and
+// the top values are those of profiling row by row, and the quantiles are
+// within the sketch's error.
+func TestObserveValuesMatchesObserve(t *testing.T) {
+	tb := genTable(50_000, 3, 0)
+	rows := NewProfiler(testSpecs)
+	for i, r := range tb.rows {
+		rows.Observe(r, tb.nulls[i])
+	}
+	want := rows.Profile()
+	for j, spec := range testSpecs {
+		p := NewProfiler([]ColumnSpec{spec})
+		var batch []string
+		var nulls int64
+		for i, r := range tb.rows {
+			if tb.nulls[i][j] {
+				nulls++
+			} else {
+				batch = append(batch, r[j])
+			}
+			if len(batch) == 300 || i == len(tb.rows)-1 {
+				p.ObserveValues(0, batch)
+				batch = batch[:0]
+			}
+		}
+		p.ObserveN([]string{""}, []bool{true}, nulls)
+		got, w := p.Profile().Columns[0], want.Columns[j]
+		if got.Count != w.Count || got.Nulls != w.Nulls || got.Invalid != w.Invalid || got.Distinct != w.Distinct ||
+			!reflect.DeepEqual([]*float64{got.Mean, got.Std, got.Min, got.Max}, []*float64{w.Mean, w.Std, w.Min, w.Max}) ||
+			!reflect.DeepEqual(got.TopK, w.TopK) {
+			t.Errorf("%s: by values %+v\nby rows %+v", spec.Name, got, w)
+		}
+		if data := tb.floats[spec.Name]; data != nil {
+			checkQuantiles(t, got, data)
 		}
 	}
 }

@@ -67,3 +67,14 @@ func BenchmarkTopKAdd(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkKLLUpdateAll(b *testing.B) {
+	xs := benchFloats()
+	s := NewKLL(DefaultKLLK)
+	i := 0
+	for b.Loop() {
+		s.UpdateAll(xs[i : i+512])
+		i = (i + 512) & (len(xs) - 1)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/512, "ns/value")
+}

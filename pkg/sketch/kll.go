@@ -39,6 +39,7 @@ type KLL struct {
 	size     int // values held across all levels
 	maxSize  int // sum of caps: reaching it triggers a compaction
 	rng      uint64
+	scratch  []uint64 // sortFloats's, reused
 }
 
 // NewKLL returns an empty sketch with accuracy parameter k (8 to 65535;
@@ -89,6 +90,32 @@ func (s *KLL) Update(x float64) {
 	s.levels[0] = append(s.levels[0], x)
 	s.size++
 	if s.size >= s.maxSize {
+		s.compress()
+	}
+}
+
+// UpdateAll adds every value of xs, with the guarantees of Update. The
+// values go to level 0 together, to be sorted there at once by radix
+// (sortFloats): with a few hundred values at a time, that costs a third of
+// sorting them a dozen at a time as Update's compactions do.
+func (s *KLL) UpdateAll(xs []float64) {
+	lv := s.levels[0]
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			continue
+		}
+		if s.n == 0 || x < s.min {
+			s.min = x
+		}
+		if s.n == 0 || x > s.max {
+			s.max = x
+		}
+		s.n++
+		lv = append(lv, x)
+	}
+	s.size += len(lv) - len(s.levels[0])
+	s.levels[0] = lv
+	for s.size >= s.maxSize {
 		s.compress()
 	}
 }
@@ -170,7 +197,7 @@ func (s *KLL) compress() {
 func (s *KLL) compact(h int) {
 	lv := s.levels[h]
 	if h == 0 {
-		slices.Sort(lv)
+		s.scratch = sortFloats(lv, s.scratch)
 	}
 	keep := len(lv) % 2
 	n := 0
@@ -243,6 +270,7 @@ func (s *KLL) Clone() *KLL {
 		c.levels[h] = slices.Clone(lv)
 	}
 	c.caps = slices.Clone(s.caps)
+	c.scratch = nil
 	return &c
 }
 

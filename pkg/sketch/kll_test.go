@@ -103,6 +103,29 @@ func TestKLLRankErrorOnAMillionValues(t *testing.T) {
 	}
 }
 
+// TestKLLUpdateAllKeepsTheBound adds a million values a batch at a time,
+// in batches of uneven sizes (level 0 then sorts by radix, or by
+// comparison below radixMin): the error bound holds as for Update, NaN and
+// ±Inf are left out, and the sketch stays within its size.
+func TestKLLUpdateAllKeepsTheBound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, d := range distributions(1_000_000) {
+		name, data := d.name, d.data
+		s := NewKLL(DefaultKLLK)
+		for i := 0; i < len(data); {
+			n := min(len(data)-i, []int{1, 7, 100, 512, 3000}[rng.IntN(5)])
+			batch := append(slices.Clone(data[i:i+n]), math.NaN(), math.Inf(-1))
+			s.UpdateAll(batch)
+			i += n
+		}
+		worst := checkKLL(t, name, s, data, kllRankError)
+		if s.size >= s.maxSize {
+			t.Errorf("%s: %d values held, the sketch's size is %d", name, s.size, s.maxSize)
+		}
+		t.Logf("%-12s max rank error %.4f%% (UpdateAll)", name, 100*worst)
+	}
+}
+
 func TestKLLMergeOfPartsMatchesWhole(t *testing.T) {
 	for _, d := range distributions(400_000) {
 		name, data := d.name, d.data

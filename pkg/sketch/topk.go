@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // TopK finds the most frequent values of a stream: Misra-Gries with
@@ -107,7 +108,9 @@ func (t *TopK) add(v string, h uint64, w int64) {
 		t.purge()
 		s = t.find(v, h)
 	}
-	t.slots[s] = slot{value: v, hash: h, count: w}
+	// A copy: v may be a slice of a much larger string (a block of a
+	// file), which the sketch must not keep alive.
+	t.slots[s] = slot{value: strings.Clone(v), hash: h, count: w}
 	t.live++
 }
 

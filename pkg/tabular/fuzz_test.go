@@ -50,6 +50,7 @@ func FuzzJSONL(f *testing.F) {
 // it reads, its canonical CSV must read back to the same records.
 func fuzzRoundTrip(t *testing.T, data []byte, f Format) {
 	header, records, err := readRecords(bytes.NewReader(data), f)
+	checkBatches(t, data, f, header, records, err)
 	if err != nil {
 		var pe *ParseError
 		if !errors.As(err, &pe) {
@@ -110,6 +111,69 @@ func readRecords(src io.Reader, f Format) ([]string, []Record, error) {
 			return nil, nil, errors.New("record width differs from the header")
 		}
 		out = append(out, Record{Row: rec.Row, Values: slices.Clone(rec.Values), Null: slices.Clone(rec.Null), canonical: rec.canonical, plain: rec.plain})
+	}
+}
+
+// checkBatches reads data with ReadBatch, in batches of a few sizes: the
+// records, or the error, must be those of Next (header, records and err),
+// and WriteBatch must write the records' canonical form.
+func checkBatches(t *testing.T, data []byte, f Format, header []string, records []Record, err error) {
+	t.Helper()
+	for _, size := range []int{1, 3, 1000} {
+		r, berr := NewReader(bytes.NewReader(data), f, fuzzOptions)
+		if berr != nil {
+			if err == nil || berr.Error() != err.Error() {
+				t.Fatalf("batches of %d: NewReader: %v, want %v", size, berr, err)
+			}
+			continue
+		}
+		var got []Record
+		var text bytes.Buffer
+		w := NewCSVWriter(&text, r.Header())
+		b := NewBatch(len(r.Header()), size)
+		for {
+			berr = ReadBatch(r, b)
+			if berr != nil {
+				break
+			}
+			if b.Len == 0 || b.Len > size {
+				t.Fatalf("batches of %d: a batch of %d", size, b.Len)
+			}
+			for i := range b.Len {
+				rec := Record{Row: b.Row(i)}
+				for j := range r.Header() {
+					values, null := b.Column(j)
+					rec.Values, rec.Null = append(rec.Values, values[i]), append(rec.Null, null[i])
+				}
+				got = append(got, rec)
+			}
+			if werr := w.WriteBatch(b); werr != nil {
+				t.Fatal(werr)
+			}
+		}
+		if err != nil {
+			if berr == io.EOF || berr.Error() != err.Error() {
+				t.Fatalf("batches of %d: error %v, want %v", size, berr, err)
+			}
+			continue
+		}
+		if berr != io.EOF {
+			t.Fatalf("batches of %d: error %v", size, berr)
+		}
+		if len(got) != len(records) {
+			t.Fatalf("batches of %d: %d records, want %d", size, len(got), len(records))
+		}
+		for i, rec := range records {
+			if got[i].Row != rec.Row || !slices.Equal(got[i].Values, rec.Values) || !slices.Equal(got[i].Null, rec.Null) {
+				t.Fatalf("batches of %d: record %d is row %d %q %v, want row %d %q %v", size, i, got[i].Row, got[i].Values, got[i].Null, rec.Row, rec.Values, rec.Null)
+			}
+		}
+		if werr := w.Flush(); werr != nil {
+			t.Fatal(werr)
+		}
+		if canonical := writeCanonical(t, header, records); !bytes.Equal(text.Bytes(), canonical) {
+			t.Fatalf("batches of %d: WriteBatch wrote %q, Write %q", size, text.Bytes(), canonical)
+		}
 	}
 }
 

@@ -342,29 +342,41 @@ func (in *Inferrer) ObserveN(values []string, null []bool, n int64) {
 			c.nulls += n
 			continue
 		}
-		v := values[i]
-		c.values += n
-		if c.maybe&maybeInt != 0 && !IsInt(v) {
-			c.maybe &^= maybeInt
+		c.observe(values[i], n, in.seed)
+	}
+}
+
+// ObserveValues takes values, none of them null, of column col: what
+// Observe does with each of them, a column at a time.
+func (in *Inferrer) ObserveValues(col int, values []string) {
+	c := &in.cols[col]
+	for _, v := range values {
+		c.observe(v, 1, in.seed)
+	}
+}
+
+func (c *inferColumn) observe(v string, n int64, seed maphash.Seed) {
+	c.values += n
+	if c.maybe&maybeInt != 0 && !IsInt(v) {
+		c.maybe &^= maybeInt
+	}
+	if c.maybe&maybeFloat != 0 && c.maybe&maybeInt == 0 {
+		if !isFloat(v) {
+			c.maybe &^= maybeFloat
 		}
-		if c.maybe&maybeFloat != 0 && c.maybe&maybeInt == 0 {
-			if !isFloat(v) {
-				c.maybe &^= maybeFloat
-			}
+	}
+	if c.maybe&maybeBool != 0 {
+		if _, ok := ParseBool(v); !ok {
+			c.maybe &^= maybeBool
 		}
-		if c.maybe&maybeBool != 0 {
-			if _, ok := ParseBool(v); !ok {
-				c.maybe &^= maybeBool
-			}
+	}
+	if c.maybe&maybeTimestamp != 0 {
+		if !isTimestamp(v) {
+			c.maybe &^= maybeTimestamp
 		}
-		if c.maybe&maybeTimestamp != 0 {
-			if !isTimestamp(v) {
-				c.maybe &^= maybeTimestamp
-			}
-		}
-		if c.distinct != nil && c.distinct.add(maphash.String(in.seed, v)) && c.distinct.n > CategoryMaxDistinct {
-			c.distinct = nil
-		}
+	}
+	if c.distinct != nil && c.distinct.add(maphash.String(seed, v)) && c.distinct.n > CategoryMaxDistinct {
+		c.distinct = nil
 	}
 }
 

@@ -243,3 +243,29 @@ func TestIsTimestampAgreesWithParseTimestamp(t *testing.T) {
 		}
 	}
 }
+
+// TestInferrerObserveValuesMatchesObserve infers the same columns a column
+// at a time: the schema is the one of inferring row by row.
+func TestInferrerObserveValuesMatchesObserve(t *testing.T) {
+	header := []string{"id", "score", "flag", "when", "country", "mixed"}
+	rows, byRow, byColumn := [][]string{}, NewInferrer(header), NewInferrer(header)
+	for i := range 300 {
+		row := []string{strconv.Itoa(i), strconv.Itoa(i), "true", "2024-05-01", []string{"BR", "PT"}[i%2], strconv.Itoa(i)}
+		if i == 200 {
+			row[1], row[2], row[3], row[5] = "2.5", "maybe", "2024-05-01T10:00:00Z", "n/a"
+		}
+		rows = append(rows, row)
+		byRow.Observe(row, nil)
+	}
+	for j := range header {
+		var values []string
+		for _, r := range rows {
+			values = append(values, r[j])
+		}
+		byColumn.ObserveValues(j, values[:150])
+		byColumn.ObserveValues(j, values[150:])
+	}
+	if got, want := byColumn.Schema(), byRow.Schema(); !reflect.DeepEqual(got, want) {
+		t.Errorf("by column %+v\nby row %+v", got, want)
+	}
+}

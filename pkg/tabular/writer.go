@@ -16,44 +16,32 @@ import (
 type CSVWriter struct {
 	w       *bufio.Writer
 	columns int
+	line    []byte // the record being written
 	err     error
 }
 
 // NewCSVWriter writes the header; call Flush when done.
 func NewCSVWriter(w io.Writer, header []string) *CSVWriter {
 	cw := &CSVWriter{w: bufio.NewWriterSize(w, 64<<10), columns: len(header)}
+	var line []byte
 	for i, name := range header {
+		if i > 0 {
+			line = append(line, ',')
+		}
 		// A leading byte order mark would be dropped when read back.
-		cw.field(name, i > 0, i == 0 && strings.HasPrefix(name, "\ufeff"))
+		line = appendField(line, name, i == 0 && strings.HasPrefix(name, "\ufeff"))
 	}
-	cw.w.WriteByte('\n')
+	cw.write(append(line, '\n'))
 	return cw
 }
 
 // Write writes one record. null may be nil when no value is null.
 func (cw *CSVWriter) Write(values []string, null []bool) error {
-	if cw.err != nil {
-		return cw.err
-	}
 	if len(values) != cw.columns || null != nil && len(null) != cw.columns {
 		return fmt.Errorf("write csv record: %d values, want %d", len(values), cw.columns)
 	}
-	for i, v := range values {
-		isNull := null != nil && null[i]
-		if isNull {
-			v = ""
-		}
-		cw.field(v, i > 0, false)
-		if !isNull && v == "" {
-			// The empty string, told from null by its quotes.
-			cw.w.WriteString(`""`)
-		}
-	}
-	_, err := cw.w.WriteString("\n")
-	if err != nil {
-		cw.err = fmt.Errorf("write csv record: %w", err)
-	}
-	return cw.err
+	cw.line = appendCSVRecord(cw.line[:0], values, null)
+	return cw.write(cw.line)
 }
 
 // WriteRecord writes a record as a Reader returned it (its values not
@@ -73,27 +61,60 @@ func (cw *CSVWriter) WriteRecord(rec Record) error {
 	return cw.err
 }
 
-// field writes a comma when asked, then v, quoted when it must be.
-func (cw *CSVWriter) field(v string, comma, forceQuote bool) {
-	if comma {
-		cw.w.WriteByte(',')
+// WriteBatch writes the records of a batch as ReadBatch filled it (its
+// values not modified since), as Write would: the canonical lines read are
+// copied as they are.
+func (cw *CSVWriter) WriteBatch(b *Batch) error {
+	if b.columns != cw.columns {
+		return fmt.Errorf("write csv batch: %d columns, want %d", b.columns, cw.columns)
 	}
+	return cw.write(b.text)
+}
+
+func (cw *CSVWriter) write(p []byte) error {
+	if cw.err != nil {
+		return cw.err
+	}
+	if _, err := cw.w.Write(p); err != nil {
+		cw.err = fmt.Errorf("write csv record: %w", err)
+	}
+	return cw.err
+}
+
+// appendCSVRecord appends a record's canonical line to dst.
+func appendCSVRecord(dst []byte, values []string, null []bool) []byte {
+	for i, v := range values {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		switch {
+		case null != nil && null[i]:
+		case v == "":
+			dst = append(dst, `""`...) // the empty string, told from null by its quotes
+		default:
+			dst = appendField(dst, v, false)
+		}
+	}
+	return append(dst, '\n')
+}
+
+// appendField appends v, quoted when it must be.
+func appendField(dst []byte, v string, forceQuote bool) []byte {
 	if !forceQuote && !needsQuote(v) {
-		cw.w.WriteString(v)
-		return
+		return append(dst, v...)
 	}
-	cw.w.WriteByte('"')
+	dst = append(dst, '"')
 	for {
 		i := strings.IndexByte(v, '"')
 		if i < 0 {
 			break
 		}
-		cw.w.WriteString(v[:i+1])
-		cw.w.WriteByte('"')
+		dst = append(dst, v[:i+1]...)
+		dst = append(dst, '"')
 		v = v[i+1:]
 	}
-	cw.w.WriteString(v)
-	cw.w.WriteByte('"')
+	dst = append(dst, v...)
+	return append(dst, '"')
 }
 
 // quoteByte marks the bytes that make a field need quotes.

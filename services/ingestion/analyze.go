@@ -33,26 +33,15 @@ const (
 	dictionaryBytes  = 16 << 20
 )
 
-// batch holds batchRows records: their row numbers, and copies of their
-// values and null flags, row after row (the strings themselves outlive the
-// reader's next call, so are shared). Every worker reads it; the last one
-// done recycles it.
+// batch is batchRows records, column by column, as the parser read them.
+// Every worker reads it; the last one done recycles it.
 type batch struct {
-	rows    []int64
-	values  []string
-	null    []bool
+	*tabular.Batch
 	readers atomic.Int32
 }
 
 func newBatch(cols int) *batch {
-	return &batch{rows: make([]int64, 0, batchRows), values: make([]string, batchRows*cols), null: make([]bool, batchRows*cols)}
-}
-
-func (b *batch) add(rec tabular.Record) {
-	i, n := len(b.rows), len(rec.Values)
-	copy(b.values[i*n:(i+1)*n], rec.Values)
-	copy(b.null[i*n:(i+1)*n], rec.Null)
-	b.rows = append(b.rows, rec.Row)
+	return &batch{Batch: tabular.NewBatch(cols, batchRows)}
 }
 
 // checks are what pass 1 computes over every value: schema inference, the
@@ -100,9 +89,11 @@ type columnState struct {
 	scan      *privacy.Scanner  // this column alone
 	hasChecks bool
 	qi        int // index among the quasi-identifiers; -1 if not one
-	// prof profiles a raw column, from when it went raw, as kind.
+	// prof profiles a raw column, from when it went raw, as kind; raw
+	// holds the batch's values for it and the inferrer.
 	prof *profile.Profiler
 	kind profile.ColumnKind
+	raw  []string
 	row  []string // a one-value row, reused
 	cost time.Duration
 }
@@ -197,9 +188,9 @@ func (cs *checks) work(w int, in <-chan *batch, done func(*batch)) {
 		}
 		if w == 0 {
 			start := time.Now()
-			cs.checker.AddRows(int64(len(b.rows)))
+			cs.checker.AddRows(int64(b.Len))
 			if cs.kanon != nil {
-				for i := range b.rows {
+				for i := range b.Len {
 					for q := range cs.qiHash {
 						hashes[q], nulls[q] = cs.qiHash[q][i], cs.qiNull[q][i]
 					}
@@ -252,9 +243,10 @@ func (cs *checks) rebalance() {
 
 // observe runs the checks of column c over the batch.
 func (cs *checks) observe(c *columnState, b *batch) {
-	j, n := c.j, len(cs.header)
-	for i, row := range b.rows {
-		v, null := b.values[i*n+j], b.null[i*n+j]
+	j := c.j
+	values, nulls := b.Column(j)
+	for i, v := range values {
+		row, null := b.Row(i), nulls[i]
 		if c.qi >= 0 {
 			cs.qiNull[c.qi][i] = null
 		}
@@ -300,8 +292,6 @@ func (cs *checks) observe(c *columnState, b *batch) {
 			}
 			cs.goRaw(c)
 		}
-		c.row[0] = v
-		c.infer.Observe(c.row, nil)
 		if v != "" {
 			c.scan.Record(0, row, c.scan.Scan(0, v))
 		}
@@ -311,7 +301,14 @@ func (cs *checks) observe(c *columnState, b *batch) {
 		if c.qi >= 0 {
 			cs.qiHash[c.qi][i] = maphash.String(cs.seed, v)
 		}
-		c.prof.Observe(c.row, nil)
+		c.raw = append(c.raw, v)
+	}
+	// A raw column's values are inferred and profiled a batch at a time.
+	if len(c.raw) > 0 {
+		c.infer.ObserveValues(0, c.raw)
+		c.prof.ObserveValues(0, c.raw)
+		clear(c.raw) // the batch's strings are not kept alive
+		c.raw = c.raw[:0]
 	}
 }
 

@@ -99,11 +99,7 @@ func comparePassOne(t *testing.T, header []string, records []tabular.Record, v p
 	cs.limit, cs.byteLimit = limit, byteLimit
 	send, finish := cs.start(func(*batch) {})
 	for start := 0; start < len(records); start += batchRows {
-		b := newBatch(len(header))
-		for _, r := range records[start:min(start+batchRows, len(records))] {
-			b.add(r)
-		}
-		send(b)
+		send(batchOf(len(header), records[start:min(start+batchRows, len(records))]))
 	}
 	finish()
 
@@ -224,15 +220,15 @@ func TestPassOneLeavesTheProfileToPassTwoWhenARawColumnChangesType(t *testing.T)
 	in := make(chan *batch, 1)
 	go func() {
 		defer close(in)
-		b := newBatch(1)
+		var records []tabular.Record
 		for i := range 100 {
 			v := strconv.Itoa(i)
 			if i == 99 {
 				v = "many"
 			}
-			b.add(tabular.Record{Row: int64(i + 1), Values: []string{v}, Null: []bool{false}})
+			records = append(records, tabular.Record{Row: int64(i + 1), Values: []string{v}, Null: []bool{false}})
 		}
-		in <- b
+		in <- batchOf(1, records)
 	}()
 	cs.work(0, in, func(*batch) {})
 	schema := cs.inferred()
@@ -242,4 +238,13 @@ func TestPassOneLeavesTheProfileToPassTwoWhenARawColumnChangesType(t *testing.T)
 	if p := cs.profile(schema, 100); p != nil {
 		t.Fatalf("profile of a column profiled as numbers: %+v", p.Columns[0])
 	}
+}
+
+// batchOf puts records of consecutive rows in a batch, as ReadBatch would.
+func batchOf(columns int, records []tabular.Record) *batch {
+	b := newBatch(columns)
+	for _, r := range records {
+		b.Add(r)
+	}
+	return b
 }

@@ -20,7 +20,9 @@ import (
 
 // benchCSV writes (once per run) a CSV of rows x 20 mixed columns: ints,
 // floats, categories, booleans, timestamps and free text.
-func benchCSV(b *testing.B, rows int) string {
+func benchCSV(b *testing.B, rows int) string { return benchCSVPath(b, rows) }
+
+func benchCSVPath(b testing.TB, rows int) string {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), fmt.Sprintf("bench-%d.csv", rows))
 	f, err := os.Create(path)
@@ -106,15 +108,23 @@ func parseAndSpool(b *testing.B, path, dir string) {
 	}
 	defer os.Remove(spool.Name())
 	defer spool.Close()
-	var out *tabular.CSVWriter
-	eachRecord(b, io.TeeReader(f, sha256.New()), func(header []string, rec tabular.Record) {
-		if out == nil {
-			out = tabular.NewCSVWriter(spool, header)
-		}
-		if err := out.WriteRecord(rec); err != nil {
+	rd, err := tabular.NewReader(io.TeeReader(f, sha256.New()), tabular.CSV, tabular.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := tabular.NewCSVWriter(spool, rd.Header())
+	batch := tabular.NewBatch(len(rd.Header()), batchRows)
+	for {
+		err := tabular.ReadBatch(rd, batch)
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
 			b.Fatal(err)
 		}
-	})
+		if err := out.WriteBatch(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
 	if err := out.Flush(); err != nil {
 		b.Fatal(err)
 	}
@@ -166,15 +176,9 @@ func BenchmarkPassOneChecks(b *testing.B) {
 		in := make(chan *batch, 1)
 		go func() {
 			defer close(in)
-			cur := newBatch(len(header))
-			for _, r := range recs {
-				cur.add(r)
-				if len(cur.rows) == batchRows {
-					in <- cur
-					cur = newBatch(len(header))
-				}
+			for start := 0; start < len(recs); start += batchRows {
+				in <- batchOf(len(header), recs[start:min(start+batchRows, len(recs))])
 			}
-			in <- cur
 		}()
 		cs.work(0, in, func(*batch) {})
 		if cs.profile(cs.inferred(), int64(len(recs))) == nil {

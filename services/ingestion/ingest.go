@@ -130,7 +130,6 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 	free := make(chan *batch, 12)
 	send, finish := cs.start(func(b *batch) {
 		if b.readers.Add(-1) == 0 {
-			b.rows = b.rows[:0]
 			select {
 			case free <- b:
 			default: // enough spare batches: let this one go
@@ -141,33 +140,26 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 	var rows int64
 	parseErr := func() error {
 		defer finish()
-		cur := newBatch(len(header))
 		for {
-			rec, err := reader.Next()
+			var cur *batch
+			select {
+			case cur = <-free:
+			default:
+				cur = newBatch(len(header))
+			}
+			err := tabular.ReadBatch(reader, cur.Batch)
 			if errors.Is(err, io.EOF) {
-				break
+				return nil
 			}
 			if err != nil {
 				return s.uploadError(err, counted)
 			}
-			rows++
-			if err := out.WriteRecord(rec); err != nil {
+			rows += int64(cur.Len)
+			if err := out.WriteBatch(cur.Batch); err != nil {
 				return fmt.Errorf("spool: %w", err)
 			}
-			cur.add(rec)
-			if len(cur.rows) == batchRows {
-				send(cur)
-				select {
-				case cur = <-free:
-				default:
-					cur = newBatch(len(header))
-				}
-			}
-		}
-		if len(cur.rows) > 0 {
 			send(cur)
 		}
-		return nil
 	}()
 	if parseErr != nil {
 		return nil, parseErr
