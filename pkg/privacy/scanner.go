@@ -185,6 +185,21 @@ func (s *Scanner) Scan(i int, v string) Hits {
 	return Hits{levels: s.f.hits, found: s.f.found}
 }
 
+// RowsMatter reports whether Record of a value of column i with hits h
+// keeps its row (a detector found something, or the column's name says
+// it holds names): if not, RecordMany can count such values together.
+func (s *Scanner) RowsMatter(i int, h Hits) bool {
+	return s.detect != 0 && (h.found || s.cols[i].hints.personal && s.detect.has(detNameHint))
+}
+
+// RecordMany counts n non-empty, non-null values of column i whose rows do
+// not matter (RowsMatter), as n calls of Record would.
+func (s *Scanner) RecordMany(i int, n int64) {
+	if s.detect != 0 {
+		s.cols[i].checked += n
+	}
+}
+
 // Record counts a non-empty, non-null value of column i at row, with what
 // Scan found in it.
 func (s *Scanner) Record(i int, row int64, h Hits) {

@@ -300,6 +300,36 @@ func (c *Checker) ObserveValue(j int, row int64, v string) Verdict {
 	return Verdict{}
 }
 
+// Passes reports whether a value of column j with verdict vd (from
+// ObserveValue) passes every check of the column when seen again: its row
+// then need not be recorded, and PassMany can count such values together.
+// A unique check is never passed again.
+func (c *Checker) Passes(j int, vd Verdict) bool {
+	col := c.byIndex[j]
+	if col == nil {
+		return true
+	}
+	if vd.failed != 0 || vd.notNumeric != 0 || len(col.checks) > 64 {
+		return false
+	}
+	for _, k := range col.checks {
+		if k.kind == unique {
+			return false
+		}
+	}
+	return true
+}
+
+// PassMany counts n values of column j that pass (Passes) again, as n calls
+// of Repeat would.
+func (c *Checker) PassMany(j int, n int64) {
+	if col := c.byIndex[j]; col != nil {
+		for _, k := range col.checks {
+			k.result.Checked += n
+		}
+	}
+}
+
 // Repeat counts value v of column j at row again, whose verdict (from
 // ObserveValue) is vd: the same as ObserveValue, without checking again
 // (a unique check still looks the value up: seen again, it fails).

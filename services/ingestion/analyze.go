@@ -79,10 +79,17 @@ type checks struct {
 
 // columnState is one column's share of the checks.
 type columnState struct {
-	j         int
-	name      string
-	dict      map[string]int32 // value -> index in entries; nil once raw
-	entries   []entry
+	j       int
+	name    string
+	dict    map[string]int32 // value -> index in entries; nil once raw
+	entries []entry
+	// tally is, for each entry, its count times two, plus one when its
+	// rows matter (a privacy hit, a failed rule, a unique check, the empty
+	// string): apart from the entries, so that counting a value touches 8
+	// bytes. A value whose rows do not matter is counted in clean, which
+	// the scanner and the checker take at the end of the batch.
+	tally     []uint64
+	clean     int64
 	bytes     int // of the values in entries
 	nulls     int64
 	infer     *tabular.Inferrer // this column alone
@@ -101,7 +108,6 @@ type columnState struct {
 // entry is a distinct value of a column and what the checks made of it.
 type entry struct {
 	value   string
-	count   int64
 	hash    uint64 // for k-anonymity
 	verdict quality.Verdict
 	hits    privacy.Hits
@@ -259,23 +265,26 @@ func (cs *checks) observe(c *columnState, b *batch) {
 		}
 		if c.dict != nil {
 			if k, ok := c.dict[v]; ok {
-				e := &c.entries[k]
-				e.count++
-				if v != "" {
-					c.scan.Record(0, row, e.hits)
-				}
-				if c.hasChecks {
-					cs.checker.Repeat(j, row, v, e.verdict)
+				if c.tally[k] += 2; c.tally[k]&1 == 0 {
+					c.clean++
+				} else {
+					e := &c.entries[k]
+					if v != "" {
+						c.scan.Record(0, row, e.hits)
+					}
+					if c.hasChecks {
+						cs.checker.Repeat(j, row, v, e.verdict)
+					}
 				}
 				if c.qi >= 0 {
-					cs.qiHash[c.qi][i] = e.hash
+					cs.qiHash[c.qi][i] = c.entries[k].hash
 				}
 				continue
 			}
 			if len(c.entries) < cs.limit && c.bytes+len(v) <= cs.byteLimit {
 				// A copy: the value must not keep its whole line alive.
 				v = strings.Clone(v)
-				e := entry{value: v, count: 1, hits: c.scan.Scan(0, v), hash: maphash.String(cs.seed, v)}
+				e := entry{value: v, hits: c.scan.Scan(0, v), hash: maphash.String(cs.seed, v)}
 				if v != "" {
 					c.scan.Record(0, row, e.hits)
 				}
@@ -287,6 +296,8 @@ func (cs *checks) observe(c *columnState, b *batch) {
 				}
 				c.dict[v] = int32(len(c.entries))
 				c.entries = append(c.entries, e)
+				rowsMatter := v == "" || c.scan.RowsMatter(0, e.hits) || c.hasChecks && !cs.checker.Passes(j, e.verdict)
+				c.tally = append(c.tally, 2|boolBit(rowsMatter))
 				c.bytes += len(v)
 				continue
 			}
@@ -303,6 +314,13 @@ func (cs *checks) observe(c *columnState, b *batch) {
 		}
 		c.raw = append(c.raw, v)
 	}
+	if c.clean > 0 {
+		c.scan.RecordMany(0, c.clean)
+		if c.hasChecks {
+			cs.checker.PassMany(j, c.clean)
+		}
+		c.clean = 0
+	}
 	// A raw column's values are inferred and profiled a batch at a time.
 	if len(c.raw) > 0 {
 		c.infer.ObserveValues(0, c.raw)
@@ -310,6 +328,16 @@ func (cs *checks) observe(c *columnState, b *batch) {
 		clear(c.raw) // the batch's strings are not kept alive
 		c.raw = c.raw[:0]
 	}
+}
+
+// count is how many times entry k was seen.
+func (c *columnState) count(k int) int64 { return int64(c.tally[k] >> 1) }
+
+func boolBit(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // goRaw stops remembering c's values: those remembered go to the inferrer
@@ -323,18 +351,18 @@ func (cs *checks) goRaw(c *columnState) {
 	}
 	c.kind = profileKinds([]string{c.name}, schema)[0]
 	c.prof = profile.NewProfiler([]profile.ColumnSpec{{Name: c.name, Kind: c.kind}})
-	for _, e := range c.entries {
+	for k, e := range c.entries {
 		c.row[0] = e.value
-		c.prof.ObserveN(c.row, nil, e.count)
+		c.prof.ObserveN(c.row, nil, c.count(k))
 	}
-	c.dict, c.entries = nil, nil
+	c.dict, c.entries, c.tally = nil, nil, nil
 }
 
 // flushInferrer gives the inferrer each remembered value, with its count.
 func (cs *checks) flushInferrer(c *columnState) {
-	for _, e := range c.entries {
+	for k, e := range c.entries {
 		c.row[0] = e.value
-		c.infer.ObserveN(c.row, nil, e.count)
+		c.infer.ObserveN(c.row, nil, c.count(k))
 	}
 }
 
@@ -373,9 +401,9 @@ func (cs *checks) profile(final tabular.Schema, rows int64) *profile.Profile {
 		p := c.prof
 		if p == nil {
 			p = profile.NewProfiler([]profile.ColumnSpec{{Name: c.name, Kind: kinds[i]}})
-			for _, e := range c.entries {
+			for k, e := range c.entries {
 				c.row[0] = e.value
-				p.ObserveN(c.row, nil, e.count)
+				p.ObserveN(c.row, nil, c.count(k))
 			}
 		} else if c.kind != kinds[i] {
 			return nil

@@ -23,7 +23,7 @@ import (
 // sketch's error. The data makes columns overflow their dictionaries, hold
 // repeated offending values, nulls and empty strings, and change type late.
 func TestPassOneMatchesCheckingRecordByRecord(t *testing.T) {
-	header := []string{"id", "age", "segment", "email", "zip3", "sex", "late", "note", "amount"}
+	header := []string{"id", "age", "segment", "email", "zip3", "sex", "late", "note", "amount", "first_name"}
 	rng := rand.New(rand.NewPCG(3, 4))
 	var records []tabular.Record
 	for i := range 70_000 { // more than rebalanceEvery batches
@@ -37,6 +37,7 @@ func TestPassOneMatchesCheckingRecordByRecord(t *testing.T) {
 			strconv.Itoa(rng.IntN(3)),         // an int column...
 			[]string{"ok", "call 555-867-5309", ""}[rng.IntN(3)],
 			strconv.FormatFloat(rng.NormFloat64()*100, 'f', 2, 64), // overflows its dictionary
+			[]string{"Ana", "Rui", "Eva"}[rng.IntN(3)],             // named like personal data
 		}
 		null := make([]bool, len(header))
 		if i%97 == 0 {
@@ -58,13 +59,14 @@ func TestPassOneMatchesCheckingRecordByRecord(t *testing.T) {
 			{Column: "note", Regex: "^[a-z ]*$"},
 			{MinRows: 10},
 		},
-		Privacy: pipeline.Privacy{Detect: []string{"email", "phone"}, QuasiIdentifiers: []string{"zip3", "sex"}},
+		Privacy: pipeline.Privacy{Detect: []string{"email", "phone", "name_hint"}, QuasiIdentifiers: []string{"zip3", "sex"}},
 	}
 
 	expected := tabular.Schema{Columns: []tabular.SchemaColumn{
 		{Name: "id", Type: tabular.Int}, {Name: "age", Type: tabular.Int, Nullable: true}, {Name: "segment", Type: tabular.Category},
 		{Name: "email", Type: tabular.String}, {Name: "zip3", Type: tabular.Int, Nullable: true}, {Name: "sex", Type: tabular.Category},
 		{Name: "late", Type: tabular.Int}, {Name: "note", Type: tabular.String}, {Name: "amount", Type: tabular.Float},
+		{Name: "first_name", Type: tabular.Category},
 	}}
 	for _, c := range []struct {
 		name             string
