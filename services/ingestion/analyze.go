@@ -264,7 +264,7 @@ func (cs *checks) observe(c *columnState, b *batch) {
 			continue
 		}
 		if c.dict != nil {
-			if k, ok := c.dict[v]; ok {
+			if k, ok := c.find(v); ok {
 				if c.tally[k] += 2; c.tally[k]&1 == 0 {
 					c.clean++
 				} else {
@@ -328,6 +328,24 @@ func (cs *checks) observe(c *columnState, b *batch) {
 		clear(c.raw) // the batch's strings are not kept alive
 		c.raw = c.raw[:0]
 	}
+}
+
+// smallDictionary is the most entries that find compares one by one: fewer
+// than a map's lookup costs, as most short values differ in length.
+const smallDictionary = 6
+
+// find returns the index of v's entry.
+func (c *columnState) find(v string) (int32, bool) {
+	if len(c.entries) <= smallDictionary {
+		for k := range c.entries {
+			if c.entries[k].value == v {
+				return int32(k), true
+			}
+		}
+		return 0, false
+	}
+	k, ok := c.dict[v]
+	return k, ok
 }
 
 // count is how many times entry k was seen.
