@@ -134,25 +134,21 @@ func parseNumber(s string) (float64, bool) {
 		i, neg = 1, s[0] == '-'
 	}
 	var mant uint64
-	digits, frac, dot := 0, 0, false
-	for ; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			mant = mant*10 + uint64(c-'0')
-			digits++
-			if dot {
-				frac++
-			}
-		case c == '.' && !dot:
-			dot = true
-		default:
-			digits = 99 // not a plain decimal
-		}
-		if digits > 15 {
-			break
-		}
+	start := i
+	for ; i < len(s) && s[i]-'0' <= 9; i++ {
+		mant = mant*10 + uint64(s[i]-'0')
 	}
-	if digits == 0 || digits > 15 {
+	digits, frac := i-start, 0
+	if i < len(s) && s[i] == '.' {
+		i++
+		start = i
+		for ; i < len(s) && s[i]-'0' <= 9; i++ {
+			mant = mant*10 + uint64(s[i]-'0')
+		}
+		frac = i - start
+		digits += frac
+	}
+	if i < len(s) || digits == 0 || digits > 15 {
 		x, err := strconv.ParseFloat(s, 64)
 		return x, err == nil && !math.IsNaN(x) && !math.IsInf(x, 0)
 	}

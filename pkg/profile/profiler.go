@@ -107,11 +107,11 @@ func (p *Profiler) ObserveValues(col int, values []string) {
 			c.invalid++
 			continue
 		}
-		c.sk.Moments.Add(x)
 		c.sk.Distinct.AddFloat(x)
 		xs = append(xs, x)
 	}
 	c.count += int64(len(xs))
+	c.sk.Moments.AddAll(xs)
 	c.sk.Quantiles.UpdateAll(xs)
 	c.xs = xs
 }

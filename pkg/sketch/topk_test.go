@@ -187,7 +187,12 @@ func TestMomentsMatchTwoPassAndMerge(t *testing.T) {
 	for i := range parts {
 		merged.Merge(&parts[i])
 	}
-	for name, m := range map[string]*Moments{"streamed": &whole, "merged": &merged} {
+	// A batch at a time, NaN and ±Inf left out.
+	var batched Moments
+	for i := 0; i < len(data); i += 300 {
+		batched.AddAll(append(data[i:min(i+300, len(data)):min(i+300, len(data))], math.Inf(1), math.NaN()))
+	}
+	for name, m := range map[string]*Moments{"streamed": &whole, "merged": &merged, "batched": &batched} {
 		if m.Count() != int64(len(data)) {
 			t.Errorf("%s: count %d", name, m.Count())
 		}

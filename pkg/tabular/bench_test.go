@@ -14,7 +14,12 @@ import (
 
 // benchCSV is 1e5 rows of 20 mixed columns: ints, floats, bools,
 // timestamps, categories, free text (some quoted) and nulls.
-var benchCSV = sync.OnceValue(func() []byte {
+var benchCSV = sync.OnceValue(func() []byte { return genBenchCSV(true) })
+
+// benchPlainCSV is the same without quoted fields: every line plain.
+var benchPlainCSV = sync.OnceValue(func() []byte { return genBenchCSV(false) })
+
+func genBenchCSV(quoted bool) []byte {
 	const rows, groups = 100_000, 4
 	r := rand.New(rand.NewPCG(1, 2))
 	var b bytes.Buffer
@@ -38,7 +43,7 @@ var benchCSV = sync.OnceValue(func() []byte {
 			fmt.Fprintf(&b, ",%t,", r.IntN(2) == 0)
 			b.WriteString(time.Unix(1.7e9+int64(r.IntN(1e7)), 0).UTC().Format(time.RFC3339))
 			b.WriteByte(',')
-			if g == 3 {
+			if g == 3 && quoted {
 				fmt.Fprintf(&b, "\"%s, note %d\"", countries[r.IntN(len(countries))], r.IntN(1000))
 			} else {
 				b.WriteString(countries[r.IntN(len(countries))])
@@ -47,7 +52,7 @@ var benchCSV = sync.OnceValue(func() []byte {
 		b.WriteByte('\n')
 	}
 	return b.Bytes()
-})
+}
 
 // BenchmarkCSVReader compares the reader with a bare encoding/csv read of
 // the same bytes in the same run: ratio is the reader's throughput over the
@@ -72,6 +77,48 @@ func BenchmarkCSVReader(b *testing.B) {
 	b.ReportMetric(mb/ours.Seconds(), "MB/s")
 	b.ReportMetric(mb/bare.Seconds(), "bare-MB/s")
 	b.ReportMetric(bare.Seconds()/ours.Seconds(), "ratio")
+}
+
+// BenchmarkReadBatch compares ReadBatch, on lines without quotes (those it
+// splits a block at a time), with Next and with a bare encoding/csv read of
+// the same bytes in the same run.
+func BenchmarkReadBatch(b *testing.B) {
+	data := benchPlainCSV()
+	var batches, records, bare time.Duration
+	for b.Loop() {
+		start := time.Now()
+		r, err := NewReader(bytes.NewReader(data), CSV, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch, n := NewBatch(len(r.Header()), 512), 0
+		for {
+			err := ReadBatch(r, batch)
+			if err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+			n += batch.Len
+		}
+		if n != 100_000 {
+			b.Fatalf("read %d rows", n)
+		}
+		batches += time.Since(start)
+
+		start = time.Now()
+		readTabular(b, data)
+		records += time.Since(start)
+
+		start = time.Now()
+		readEncodingCSV(b, data)
+		bare += time.Since(start)
+	}
+	mb := float64(len(data)) * float64(b.N) / 1e6
+	b.ReportMetric(mb/batches.Seconds(), "MB/s")
+	b.ReportMetric(mb/records.Seconds(), "next-MB/s")
+	b.ReportMetric(mb/bare.Seconds(), "bare-MB/s")
+	b.ReportMetric(bare.Seconds()/batches.Seconds(), "ratio")
 }
 
 func readTabular(b *testing.B, data []byte) int {

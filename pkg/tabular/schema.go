@@ -48,7 +48,9 @@ func (s Schema) Column(name string) (SchemaColumn, bool) {
 // IsInt reports whether v is an int value: a base-10 integer that fits
 // int64.
 func IsInt(v string) bool {
-	if sign, digits := decimalShape(v); digits > 0 && digits == len(v)-sign && digits <= 18 {
+	start := signLen(v)
+	end := digitsEnd(v, start)
+	if end == len(v) && end > start && end-start <= 18 {
 		return true // at most 18 digits always fit int64
 	}
 	_, err := strconv.ParseInt(v, 10, 64)
@@ -57,31 +59,35 @@ func IsInt(v string) bool {
 
 // isFloat is ParseFloat's ok, without the parse for plain decimals.
 func isFloat(v string) bool {
-	if sign, digits := decimalShape(v); digits > 0 && digits <= 300 {
-		dot := len(v) - sign - digits
-		if dot == 0 || dot == 1 && strings.IndexByte(v, '.') >= 0 {
-			return true // [+-]digits[.digits]: in range, strconv accepts it
-		}
+	start := signLen(v)
+	end := digitsEnd(v, start)
+	digits := end - start
+	if end < len(v) && v[end] == '.' {
+		frac := end + 1
+		end = digitsEnd(v, frac)
+		digits += end - frac
+	}
+	if end == len(v) && digits > 0 && digits <= 300 {
+		return true // [+-]digits[.digits]: in range, strconv accepts it
 	}
 	_, ok := ParseFloat(v)
 	return ok
 }
 
-// decimalShape counts a leading sign (0 or 1) and the ASCII digits of v,
-// stopping at the first byte that is neither a digit nor a '.'.
-func decimalShape(v string) (sign, digits int) {
+// signLen is the length of v's leading sign: 0 or 1.
+func signLen(v string) int {
 	if len(v) > 0 && (v[0] == '-' || v[0] == '+') {
-		sign = 1
+		return 1
 	}
-	for i := sign; i < len(v); i++ {
-		switch c := v[i]; {
-		case c >= '0' && c <= '9':
-			digits++
-		case c != '.':
-			return sign, digits
-		}
+	return 0
+}
+
+// digitsEnd is where the ASCII digits of v from i end.
+func digitsEnd(v string, i int) int {
+	for i < len(v) && v[i]-'0' <= 9 {
+		i++
 	}
-	return sign, digits
+	return i
 }
 
 // ParseFloat parses a float value: decimal digits with an optional
