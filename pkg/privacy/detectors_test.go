@@ -1,7 +1,10 @@
 package privacy
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 )
 
@@ -293,5 +296,48 @@ func TestTimestampShape(t *testing.T) {
 				t.Errorf("%s finds %v in timestamp %q", det, l, v)
 			}
 		}
+	}
+}
+
+// TestPlainNumbersHoldNothing: the values the scan skips (decimals with a
+// fraction, integers of up to 6 digits) are those in which every detector,
+// in a column named like a phone number or an SSN, finds nothing.
+func TestPlainNumbersHoldNothing(t *testing.T) {
+	detect, err := parseDetectors(Detectors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := finder{enabled: detect &^ (1 << detNameHint), phoneHint: true, ssnHint: true, region: "US"}
+	rng := rand.New(rand.NewPCG(8, 8))
+	skipped := 0
+	for i := range 200_000 {
+		var v string
+		switch i % 4 {
+		case 0:
+			v = strconv.FormatFloat(rng.NormFloat64()*math.Pow(10, float64(rng.IntN(12))), 'f', rng.IntN(6), 64)
+		case 1:
+			v = strconv.Itoa(rng.IntN(1_000_000) - 500_000)
+		case 2:
+			v = strconv.Itoa(rng.IntN(1 << 40)) // longer ones are not skipped
+		default:
+			v = fmt.Sprintf("%d.%0*d", rng.IntN(1e9), 1+rng.IntN(8), rng.IntN(1e8))
+		}
+		if !plainNumber(v) {
+			continue
+		}
+		skipped++
+		f.hits, f.found = [numDetectors]level{}, false
+		f.look(v)
+		if f.found {
+			t.Fatalf("%q is skipped, but the detectors find %v in it", v, f.hits)
+		}
+	}
+	for _, v := range []string{"", "-", "1.", ".5", "+5", "1234567", "1.2.3", "1e5", "--1", "1-2"} {
+		if plainNumber(v) {
+			t.Errorf("plainNumber(%q) = true", v)
+		}
+	}
+	if skipped < 100_000 {
+		t.Errorf("only %d values skipped", skipped)
 	}
 }

@@ -51,6 +51,13 @@ func (f *finder) scan(v string) {
 	f.hits = [numDetectors]level{}
 	f.found = false
 	f.spans = f.spans[:0]
+	if !plainNumber(v) {
+		f.look(v)
+	}
+}
+
+// look runs the detectors that the bytes of v allow.
+func (f *finder) look(v string) {
 
 	var digits, dots, colons, dashes int
 	var at bool
@@ -94,6 +101,31 @@ func (f *finder) scan(v string) {
 	if f.enabled.has(detIBAN) && letters && digits >= 10 {
 		f.ibans(v)
 	}
+}
+
+// plainNumber reports whether v is a decimal with a fraction ("-23.5505")
+// or an integer of at most 6 digits: the commonest values of all, which the
+// scan below would find nothing in (a plain number can only be something
+// as a bare integer of 7 digits or more), in one tight pass.
+func plainNumber(v string) bool {
+	i := 0
+	if len(v) > 0 && v[0] == '-' {
+		i = 1
+	}
+	start := i
+	for i < len(v) && v[i]-'0' <= 9 {
+		i++
+	}
+	if i == len(v) {
+		return i > start && i-start <= 6
+	}
+	if i == start || v[i] != '.' {
+		return false
+	}
+	frac := i + 1
+	for i = frac; i < len(v) && v[i]-'0' <= 9; i++ {
+	}
+	return i == len(v) && i > frac
 }
 
 // isTimestampShape reports whether v is a whole ISO 8601 date or timestamp
