@@ -137,3 +137,24 @@ func BenchmarkScannerObserveAllocs(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkKAnonymityObserveHashes counts rows of three quasi-identifiers
+// with 130,000 classes between them (zip3 x birth year x sex): the class
+// table is then larger than the cache, as in the ingestion benchmark.
+func BenchmarkKAnonymityObserveHashes(b *testing.B) {
+	k, err := NewKAnonymity([]string{"zip3", "birth_year", "sex"}, []string{"zip3", "birth_year", "sex"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	rows := make([][]uint64, 1<<20)
+	for i := range rows {
+		rows[i] = []uint64{mix64(uint64(rng.IntN(1000))), mix64(uint64(1940 + rng.IntN(65))), mix64(uint64(rng.IntN(2)))}
+	}
+	null := make([]bool, 3)
+	i := 0
+	for b.Loop() {
+		k.ObserveHashes(rows[i&(len(rows)-1)], null)
+		i++
+	}
+}

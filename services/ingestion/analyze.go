@@ -88,8 +88,11 @@ type columnState struct {
 	// string): apart from the entries, so that counting a value touches 8
 	// bytes. A value whose rows do not matter is counted in clean, which
 	// the scanner and the checker take at the end of the batch.
-	tally     []uint64
-	clean     int64
+	tally []uint64
+	clean int64
+	// short indexes the entries of 1 to 4 digits (shortNumberSlot), once
+	// the column has one: entry index + 1, or 0.
+	short     []int32
 	bytes     int // of the values in entries
 	nulls     int64
 	infer     *tabular.Inferrer // this column alone
@@ -295,6 +298,12 @@ func (cs *checks) observe(c *columnState, b *batch) {
 					cs.qiHash[c.qi][i] = e.hash
 				}
 				c.dict[v] = int32(len(c.entries))
+				if slot := shortNumberSlot(v); slot >= 0 {
+					if c.short == nil {
+						c.short = make([]int32, shortNumberSlots)
+					}
+					c.short[slot] = int32(len(c.entries)) + 1
+				}
 				c.entries = append(c.entries, e)
 				rowsMatter := v == "" || c.scan.RowsMatter(0, e.hits) || c.hasChecks && !cs.checker.Passes(j, e.verdict)
 				c.tally = append(c.tally, 2|boolBit(rowsMatter))
@@ -336,6 +345,12 @@ const smallDictionary = 6
 
 // find returns the index of v's entry.
 func (c *columnState) find(v string) (int32, bool) {
+	if c.short != nil {
+		if slot := shortNumberSlot(v); slot >= 0 {
+			k := c.short[slot] - 1
+			return k, k >= 0
+		}
+	}
 	if len(c.entries) <= smallDictionary {
 		for k := range c.entries {
 			if c.entries[k].value == v {
@@ -347,6 +362,32 @@ func (c *columnState) find(v string) (int32, bool) {
 	k, ok := c.dict[v]
 	return k, ok
 }
+
+// shortNumberSlot is v's place among the values of 1 to 4 ASCII digits
+// ("7", "042", "1987": small integers, codes and years, common in data), or
+// -1 for any other value. It is computed from the digits, with the length
+// ("042" is not "42"), so finding such a value costs neither hashing nor
+// comparing strings.
+func shortNumberSlot(v string) int {
+	if len(v) == 0 || len(v) > 4 {
+		return -1
+	}
+	x := 0
+	for i := 0; i < len(v); i++ {
+		d := v[i] - '0'
+		if d > 9 {
+			return -1
+		}
+		x = x*10 + int(d)
+	}
+	return shortNumberBase[len(v)] + x
+}
+
+// shortNumberBase is where the values of each length start: 10 of one
+// digit, 100 of two, and so on.
+var shortNumberBase = [5]int{0, 0, 10, 110, 1110}
+
+const shortNumberSlots = 11110
 
 // count is how many times entry k was seen.
 func (c *columnState) count(k int) int64 { return int64(c.tally[k] >> 1) }
@@ -373,7 +414,7 @@ func (cs *checks) goRaw(c *columnState) {
 		c.row[0] = e.value
 		c.prof.ObserveN(c.row, nil, c.count(k))
 	}
-	c.dict, c.entries, c.tally = nil, nil, nil
+	c.dict, c.entries, c.tally, c.short = nil, nil, nil, nil
 }
 
 // flushInferrer gives the inferrer each remembered value, with its count.
