@@ -127,7 +127,7 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 
 	// The parser and spool writer run here; the checks on workers, each fed
 	// every batch of records and checking its share of the columns.
-	free := make(chan *batch, 12)
+	free := make(chan *batch, feedBatches+8)
 	send, finish := cs.start(func(b *batch) {
 		if b.readers.Add(-1) == 0 {
 			select {
