@@ -5,7 +5,6 @@ import (
 	"hash/maphash"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,22 +84,15 @@ type checks struct {
 type columnState struct {
 	j       int
 	name    string
-	dict    map[string]int32 // value -> index in entries; nil once raw
-	entries []entry
+	dict    *dictionary // the values remembered; nil once raw
+	entries []entry     // what the checks made of each, by index
 	// tally is, for each entry, its count times two, plus one when its
 	// rows matter (a privacy hit, a failed rule, a unique check, the empty
 	// string): apart from the entries, so that counting a value touches 8
 	// bytes. A value whose rows do not matter is counted in clean, which
 	// the scanner and the checker take at the end of the batch.
-	tally []uint64
-	clean int64
-	// short indexes the entries of 1 to 4 digits (shortNumberSlot), once
-	// the column has one: entry index + 1, or 0.
-	short []int32
-	bytes int // of the values in entries
-	// values holds copies of the values in entries, one after the other:
-	// together, they stay in cache better than copies each on its own.
-	values    strings.Builder
+	tally     []uint64
+	clean     int64
 	nulls     int64
 	infer     *tabular.Inferrer // this column alone
 	scan      *privacy.Scanner  // this column alone
@@ -117,7 +109,6 @@ type columnState struct {
 
 // entry is a distinct value of a column and what the checks made of it.
 type entry struct {
-	value   string
 	hash    uint64 // for k-anonymity
 	verdict quality.Verdict
 	hits    privacy.Hits
@@ -142,7 +133,7 @@ func newChecks(header []string, checker *quality.Checker, scan func(column strin
 		if err != nil {
 			return nil, err
 		}
-		c := &columnState{j: j, name: name, dict: map[string]int32{}, infer: tabular.NewInferrer([]string{name}), scan: sc,
+		c := &columnState{j: j, name: name, dict: newDictionary(), infer: tabular.NewInferrer([]string{name}), scan: sc,
 			hasChecks: checker.HasChecks(j), qi: -1, row: make([]string, 1)}
 		if n, ok := qi[j]; ok {
 			c.qi = n
@@ -278,7 +269,7 @@ func (cs *checks) observe(c *columnState, b *batch) {
 			continue
 		}
 		if c.dict != nil {
-			if k, ok := c.find(v); ok {
+			if k, ok := c.dict.find(v); ok {
 				if c.tally[k] += 2; c.tally[k]&1 == 0 {
 					c.clean++
 				} else {
@@ -295,9 +286,9 @@ func (cs *checks) observe(c *columnState, b *batch) {
 				}
 				continue
 			}
-			if len(c.entries) < cs.limit && c.bytes+len(v) <= cs.byteLimit {
-				v = c.keep(v)
-				e := entry{value: v, hits: c.scan.Scan(0, v), hash: maphash.String(cs.seed, v)}
+			if len(c.entries) < cs.limit && c.dict.bytes+len(v) <= cs.byteLimit {
+				v, _ = c.dict.add(v)
+				e := entry{hits: c.scan.Scan(0, v), hash: maphash.String(cs.seed, v)}
 				if v != "" {
 					c.scan.Record(0, row, e.hits)
 				}
@@ -307,17 +298,9 @@ func (cs *checks) observe(c *columnState, b *batch) {
 				if c.qi >= 0 {
 					cs.qiHash[c.qi][i] = e.hash
 				}
-				c.dict[v] = int32(len(c.entries))
-				if slot := shortNumberSlot(v); slot >= 0 {
-					if c.short == nil {
-						c.short = make([]int32, shortNumberSlots)
-					}
-					c.short[slot] = int32(len(c.entries)) + 1
-				}
 				c.entries = append(c.entries, e)
 				rowsMatter := v == "" || c.scan.RowsMatter(0, e.hits) || c.hasChecks && !cs.checker.Passes(j, e.verdict)
 				c.tally = append(c.tally, 2|boolBit(rowsMatter))
-				c.bytes += len(v)
 				continue
 			}
 			cs.goRaw(c)
@@ -349,66 +332,6 @@ func (cs *checks) observe(c *columnState, b *batch) {
 	}
 }
 
-// smallDictionary is the most entries that find compares one by one: fewer
-// than a map's lookup costs, as most short values differ in length.
-const smallDictionary = 6
-
-// find returns the index of v's entry.
-func (c *columnState) find(v string) (int32, bool) {
-	if c.short != nil {
-		if slot := shortNumberSlot(v); slot >= 0 {
-			k := c.short[slot] - 1
-			return k, k >= 0
-		}
-	}
-	if len(c.entries) <= smallDictionary {
-		for k := range c.entries {
-			if c.entries[k].value == v {
-				return int32(k), true
-			}
-		}
-		return 0, false
-	}
-	k, ok := c.dict[v]
-	return k, ok
-}
-
-// shortNumberSlot is v's place among the values of 1 to 4 ASCII digits
-// ("7", "042", "1987": small integers, codes and years, common in data), or
-// -1 for any other value. It is computed from the digits, with the length
-// ("042" is not "42"), so finding such a value costs neither hashing nor
-// comparing strings.
-func shortNumberSlot(v string) int {
-	if len(v) == 0 || len(v) > 4 {
-		return -1
-	}
-	x := 0
-	for i := 0; i < len(v); i++ {
-		d := v[i] - '0'
-		if d > 9 {
-			return -1
-		}
-		x = x*10 + int(d)
-	}
-	return shortNumberBase[len(v)] + x
-}
-
-// shortNumberBase is where the values of each length start: 10 of one
-// digit, 100 of two, and so on.
-var shortNumberBase = [5]int{0, 0, 10, 110, 1110}
-
-const shortNumberSlots = 11110
-
-// keep returns a copy of v in c.values: a value must not keep the block
-// of the file it was read from alive.
-func (c *columnState) keep(v string) string {
-	start := c.values.Len()
-	c.values.WriteString(v)
-	// The builder only appends, so the bytes of the strings it returned
-	// never change.
-	return c.values.String()[start:]
-}
-
 // count is how many times entry k was seen.
 func (c *columnState) count(k int) int64 { return int64(c.tally[k] >> 1) }
 
@@ -430,18 +353,17 @@ func (cs *checks) goRaw(c *columnState) {
 	}
 	c.kind = profileKinds([]string{c.name}, schema)[0]
 	c.prof = profile.NewProfiler([]profile.ColumnSpec{{Name: c.name, Kind: c.kind}})
-	for k, e := range c.entries {
-		c.row[0] = e.value
+	for k, v := range c.dict.values {
+		c.row[0] = v
 		c.prof.ObserveN(c.row, nil, c.count(k))
 	}
-	c.dict, c.entries, c.tally, c.short = nil, nil, nil, nil
-	c.values = strings.Builder{}
+	c.dict, c.entries, c.tally = nil, nil, nil
 }
 
 // flushInferrer gives the inferrer each remembered value, with its count.
 func (cs *checks) flushInferrer(c *columnState) {
-	for k, e := range c.entries {
-		c.row[0] = e.value
+	for k, v := range c.dict.values {
+		c.row[0] = v
 		c.infer.ObserveN(c.row, nil, c.count(k))
 	}
 }
@@ -481,8 +403,8 @@ func (cs *checks) profile(final tabular.Schema, rows int64) *profile.Profile {
 		p := c.prof
 		if p == nil {
 			p = profile.NewProfiler([]profile.ColumnSpec{{Name: c.name, Kind: kinds[i]}})
-			for k, e := range c.entries {
-				c.row[0] = e.value
+			for k, v := range c.dict.values {
+				c.row[0] = v
 				p.ObserveN(c.row, nil, c.count(k))
 			}
 		} else if c.kind != kinds[i] {

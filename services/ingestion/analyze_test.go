@@ -250,24 +250,3 @@ func batchOf(columns int, records []tabular.Record) *batch {
 	}
 	return b
 }
-
-// TestShortNumberSlots: every string of 1 to 4 digits has its own slot,
-// and nothing else has one.
-func TestShortNumberSlots(t *testing.T) {
-	seen := make([]string, shortNumberSlots)
-	for n := 1; n <= 4; n++ {
-		for x := range int(math.Pow10(n)) {
-			v := fmt.Sprintf("%0*d", n, x)
-			slot := shortNumberSlot(v)
-			if slot < 0 || slot >= shortNumberSlots || seen[slot] != "" {
-				t.Fatalf("%q has slot %d (taken by %q)", v, slot, seen[max(slot, 0)])
-			}
-			seen[slot] = v
-		}
-	}
-	for _, v := range []string{"", "12345", "-1", "+1", "1.0", "1a", " 1", "١"} {
-		if slot := shortNumberSlot(v); slot != -1 {
-			t.Errorf("%q has slot %d", v, slot)
-		}
-	}
-}
