@@ -2,6 +2,7 @@ package tabular
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -56,6 +57,13 @@ func TestReadBatchMatchesNext(t *testing.T) {
 			data = append(data, "9,end,9"...)
 			header, records, err = readRecords(bytes.NewReader(data), CSV)
 			checkBatches(t, data, CSV, header, records, err)
+			// Gzip: the reader's buffer then holds decompressed bytes.
+			var gz bytes.Buffer
+			zw := gzip.NewWriter(&gz)
+			zw.Write(data)
+			zw.Close()
+			header, records, err = readRecords(bytes.NewReader(gz.Bytes()), CSV)
+			checkBatches(t, gz.Bytes(), CSV, header, records, err)
 		})
 	}
 }
