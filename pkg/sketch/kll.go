@@ -77,8 +77,21 @@ func (s *KLL) Max() float64 {
 
 // Update adds x.
 func (s *KLL) Update(x float64) {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
+	if !s.counted(x, 1) {
 		return
+	}
+	s.levels[0] = append(s.levels[0], x)
+	s.size++
+	if s.size >= s.maxSize {
+		s.compress()
+	}
+}
+
+// counted reports whether x is finite (else it is not counted), and counts
+// it n times in the count, minimum and maximum.
+func (s *KLL) counted(x float64, n int64) bool {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return false
 	}
 	if s.n == 0 || x < s.min {
 		s.min = x
@@ -86,12 +99,8 @@ func (s *KLL) Update(x float64) {
 	if s.n == 0 || x > s.max {
 		s.max = x
 	}
-	s.n++
-	s.levels[0] = append(s.levels[0], x)
-	s.size++
-	if s.size >= s.maxSize {
-		s.compress()
-	}
+	s.n += n
+	return true
 }
 
 // UpdateAll adds every value of xs, with the guarantees of Update. The
@@ -101,17 +110,9 @@ func (s *KLL) Update(x float64) {
 func (s *KLL) UpdateAll(xs []float64) {
 	lv := s.levels[0]
 	for _, x := range xs {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			continue
+		if s.counted(x, 1) {
+			lv = append(lv, x)
 		}
-		if s.n == 0 || x < s.min {
-			s.min = x
-		}
-		if s.n == 0 || x > s.max {
-			s.max = x
-		}
-		s.n++
-		lv = append(lv, x)
 	}
 	s.size += len(lv) - len(s.levels[0])
 	s.levels[0] = lv
@@ -125,16 +126,9 @@ func (s *KLL) UpdateAll(xs []float64) {
 // above level 0), with the total weight exactly n, at the cost of one
 // update per bit.
 func (s *KLL) UpdateN(x float64, n int64) {
-	if n <= 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+	if n <= 0 || !s.counted(x, n) {
 		return
 	}
-	if s.n == 0 || x < s.min {
-		s.min = x
-	}
-	if s.n == 0 || x > s.max {
-		s.max = x
-	}
-	s.n += n
 	for h := 0; n > 0; h, n = h+1, n>>1 {
 		if n&1 == 0 {
 			continue
