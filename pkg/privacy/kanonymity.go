@@ -19,12 +19,13 @@ type KAnonymity struct {
 	idx []int
 	// A class is known by a 128-bit hash of its values, never the values:
 	// memory stays per class, and a collision (odds about n²/2¹²⁹) merges two.
-	// With ObserveHashes the values are known by the caller's 64-bit hashes,
+	// With ObserveHashColumns the values are known by the caller's 64-bit
+	// hashes,
 	// so two of a column's d values merge with odds about d²/2⁶⁵.
 	seed1, seed2 maphash.Seed
 	key          []byte      // the row's encoded values (Observe), reused
 	pending      [][2]uint64 // hashes of rows not yet counted
-	lanes        [2]uint64   // ObserveHashes' random starts
+	lanes        [2]uint64   // ObserveHashColumns' random starts
 	classes      classTable
 	maxClasses   int
 	rows         int64
@@ -81,29 +82,45 @@ func (k *KAnonymity) Observe(values []string, null []bool) {
 // Columns returns the header indexes of the quasi-identifiers, in order.
 func (k *KAnonymity) Columns() []int { return k.idx }
 
-// ObserveHashes counts one row given, for each quasi-identifier in the
-// order of Columns, a 64-bit hash of its value (any hash, the same for the
-// whole stream) or null. It is Observe for a caller that has the hashes
-// already; a stream uses one or the other.
-func (k *KAnonymity) ObserveHashes(hashes []uint64, null []bool) {
-	k.rows++
-	// Two lanes of a 64-bit mixer from random starts: the values are
-	// hashes already, so mixing them is enough, and far cheaper than
-	// hashing their bytes.
-	h1, h2 := k.lanes[0], k.lanes[1]
-	for i, h := range hashes {
-		if null[i] {
-			h = nullHash
-		}
-		h1, h2 = mix64(h1^h), mix64(h2+h)
+// ObserveHashColumns counts rows given, for each quasi-identifier in the
+// order of Columns, a 64-bit hash of its value in each row (any hash, the
+// same for the whole stream) and whether it is null: hashes[q][i] is
+// quasi-identifier q's in row i. It is Observe for a caller that has the
+// hashes already, a column at a time; a stream uses one or the other.
+func (k *KAnonymity) ObserveHashColumns(hashes [][]uint64, null [][]bool) {
+	if len(hashes) == 0 {
+		return
 	}
-	k.pending = append(k.pending, [2]uint64{h1, h2})
-	if len(k.pending) == cap(k.pending) {
-		k.flush()
+	for start, n := 0, len(hashes[0]); start < n; {
+		// The rows' class hashes go straight into pending, a column at a
+		// time: two lanes of a 64-bit mixer from random starts. The values
+		// are hashes already, so mixing them is enough, and far cheaper
+		// than hashing their bytes.
+		m := min(n-start, cap(k.pending)-len(k.pending))
+		lanes := k.pending[len(k.pending) : len(k.pending)+m]
+		for i := range lanes {
+			lanes[i] = k.lanes
+		}
+		for q := range hashes {
+			hq, nq := hashes[q][start:start+m], null[q][start:start+m]
+			for i := range lanes {
+				h := hq[i]
+				if nq[i] {
+					h = nullHash
+				}
+				lanes[i] = [2]uint64{mix64(lanes[i][0] ^ h), mix64(lanes[i][1] + h)}
+			}
+		}
+		k.pending = k.pending[:len(k.pending)+m]
+		k.rows += int64(m)
+		start += m
+		if len(k.pending) == cap(k.pending) {
+			k.flush()
+		}
 	}
 }
 
-// nullHash stands for a null quasi-identifier in ObserveHashes.
+// nullHash stands for a null quasi-identifier in ObserveHashColumns.
 const nullHash = 0x6e756c6c_6e756c6c
 
 // mix64 is SplitMix64's finalizer: every input bit flips about half the

@@ -112,22 +112,27 @@ func TestKAnonymityBoundsMemory(t *testing.T) {
 	}
 }
 
-// ObserveHashes, given one hash per value, finds the classes Observe finds.
-func TestKAnonymityObserveHashesMatchesObserve(t *testing.T) {
+// ObserveHashColumns, given one hash per value, a column at a time in
+// chunks of uneven length, finds the classes Observe finds.
+func TestKAnonymityObserveHashColumnsMatchesObserve(t *testing.T) {
 	cols := []string{"zip", "age", "sex"}
 	byValue, _ := NewKAnonymity(cols, cols)
 	byHash, _ := NewKAnonymity(cols, cols)
 	seed := maphash.MakeSeed()
 	rng := rand.New(rand.NewPCG(1, 1))
-	for range 20_000 {
-		row := []string{strconv.Itoa(rng.IntN(30)), strconv.Itoa(rng.IntN(9)), []string{"f", "m", ""}[rng.IntN(3)]}
-		null := []bool{rng.IntN(50) == 0, false, rng.IntN(40) == 0}
-		hashes := make([]uint64, len(row))
-		for i, v := range row {
-			hashes[i] = maphash.String(seed, v)
+	for rows := 0; rows < 20_000; {
+		n := 1 + rng.IntN(700) // across the 256-row flushes
+		hashes, nulls := make([][]uint64, len(cols)), make([][]bool, len(cols))
+		for range n {
+			row := []string{strconv.Itoa(rng.IntN(30)), strconv.Itoa(rng.IntN(9)), []string{"f", "m", ""}[rng.IntN(3)]}
+			null := []bool{rng.IntN(50) == 0, false, rng.IntN(40) == 0}
+			byValue.Observe(row, null)
+			for q, v := range row {
+				hashes[q], nulls[q] = append(hashes[q], maphash.String(seed, v)), append(nulls[q], null[q])
+			}
 		}
-		byValue.Observe(row, null)
-		byHash.ObserveHashes(hashes, null)
+		byHash.ObserveHashColumns(hashes, nulls)
+		rows += n
 	}
 	a, b := byValue.Result(), byHash.Result()
 	if a.Rows != b.Rows || a.Classes != b.Classes || a.SmallestClass != b.SmallestClass || a.RowsBelow(20) != b.RowsBelow(20) {

@@ -188,7 +188,7 @@ func (cs *checks) start(recycle func(*batch)) (send func(*batch), finish func())
 // meet, and worker 0 shares the columns out again by what they cost.
 func (cs *checks) work(w int, in <-chan *batch, done func(*batch)) {
 	n := 0
-	hashes, nulls := make([]uint64, len(cs.qiHash)), make([]bool, len(cs.qiHash))
+	hashes, nulls := make([][]uint64, len(cs.qiHash)), make([][]bool, len(cs.qiHash))
 	for b := range in {
 		for _, c := range cs.cols {
 			if cs.owner[c.j] == w {
@@ -201,12 +201,10 @@ func (cs *checks) work(w int, in <-chan *batch, done func(*batch)) {
 			start := time.Now()
 			cs.checker.AddRows(int64(b.Len))
 			if cs.kanon != nil {
-				for i := range b.Len {
-					for q := range cs.qiHash {
-						hashes[q], nulls[q] = cs.qiHash[q][i], cs.qiNull[q][i]
-					}
-					cs.kanon.ObserveHashes(hashes, nulls)
+				for q := range cs.qiHash {
+					hashes[q], nulls[q] = cs.qiHash[q][:b.Len], cs.qiNull[q][:b.Len]
 				}
+				cs.kanon.ObserveHashColumns(hashes, nulls)
 			}
 			cs.kanonCost += time.Since(start)
 		}
