@@ -20,8 +20,7 @@ type KAnonymity struct {
 	// A class is known by a 128-bit hash of its values, never the values:
 	// memory stays per class, and a collision (odds about n²/2¹²⁹) merges two.
 	// With ObserveHashColumns the values are known by the caller's 64-bit
-	// hashes,
-	// so two of a column's d values merge with odds about d²/2⁶⁵.
+	// hashes, so two of a column's d values merge with odds about d²/2⁶⁵.
 	seed1, seed2 maphash.Seed
 	key          []byte      // the row's encoded values (Observe), reused
 	pending      [][2]uint64 // hashes of rows not yet counted

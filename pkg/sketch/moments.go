@@ -36,7 +36,8 @@ func (m *Moments) Add(x float64) {
 
 // AddAll counts the values of xs, as Add of each would up to rounding:
 // their own mean and squared deviations in two passes, merged in. That has
-// no division per value, which Add's running mean needs.
+// no division per value, which Add's running mean needs. Where their sum
+// overflows (values near the float64 limit), they are added one by one.
 func (m *Moments) AddAll(xs []float64) {
 	var o Moments
 	sum := 0.0
@@ -46,12 +47,21 @@ func (m *Moments) AddAll(xs []float64) {
 		}
 		if o.n == 0 {
 			o.minVal, o.maxVal = x, x
+		} else if x < o.minVal {
+			o.minVal = x
+		} else if x > o.maxVal {
+			o.maxVal = x
 		}
-		o.minVal, o.maxVal = min(o.minVal, x), max(o.maxVal, x)
 		o.n++
 		sum += x
 	}
 	if o.n == 0 {
+		return
+	}
+	if math.IsInf(sum, 0) {
+		for _, x := range xs {
+			m.Add(x)
+		}
 		return
 	}
 	o.mean = sum / float64(o.n)

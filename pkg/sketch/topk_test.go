@@ -192,6 +192,15 @@ func TestMomentsMatchTwoPassAndMerge(t *testing.T) {
 	for i := 0; i < len(data); i += 300 {
 		batched.AddAll(append(data[i:min(i+300, len(data)):min(i+300, len(data))], math.Inf(1), math.NaN()))
 	}
+	// Values whose sum overflows: added one by one, the mean stays finite.
+	var huge, hugeOneByOne Moments
+	huge.AddAll([]float64{1e308, 1.5e308, -1e308})
+	for _, x := range []float64{1e308, 1.5e308, -1e308} {
+		hugeOneByOne.Add(x)
+	}
+	if huge.Mean() != hugeOneByOne.Mean() || math.IsNaN(huge.Mean()) {
+		t.Errorf("mean of huge values %g by AddAll, %g by Add", huge.Mean(), hugeOneByOne.Mean())
+	}
 	for name, m := range map[string]*Moments{"streamed": &whole, "merged": &merged, "batched": &batched} {
 		if m.Count() != int64(len(data)) {
 			t.Errorf("%s: count %d", name, m.Count())

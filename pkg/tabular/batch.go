@@ -90,6 +90,9 @@ func ReadBatch(r Reader, b *Batch) error {
 	if len(r.Header()) != b.columns {
 		return errors.New("read batch: the batch is not as wide as the reader's records")
 	}
+	if b.Cap < 1 {
+		return errors.New("read batch: the batch holds no record")
+	}
 	b.reset()
 	cr, _ := r.(*csvReader)
 	for b.Len < b.Cap {
@@ -112,24 +115,26 @@ func ReadBatch(r Reader, b *Batch) error {
 }
 
 // readPlain adds to b the records of the complete lines in the read buffer
-// up to the first one that needs Next: one with a quote, a carriage
-// return, a NUL byte or invalid UTF-8, the wrong number of fields, or a
-// field or line over the limits. It returns how many records it added.
+// up to the first one that needs Next: one with a quote, a carriage return
+// other than a line end's, a NUL byte or invalid UTF-8, the wrong number of
+// fields, or a field or line over the limits. It returns how many records
+// it added.
 func (r *csvReader) readPlain(b *Batch) int {
 	buf, _ := r.lr.br.Peek(r.lr.br.Buffered())
-	// The lines to look at: complete ones, no more than there is room for.
-	end := 0
-	for n := b.Len; n < b.Cap; n++ {
-		i := bytes.IndexByte(buf[end:], '\n')
-		if i < 0 {
-			break
-		}
-		end += i + 1
-	}
-	block := buf[:plainPrefix(buf[:end])]
-	if len(block) == 0 {
+	// The next line first: when it needs Next, looking further (a whole
+	// buffer for a file with quotes in most lines) would be wasted.
+	first := bytes.IndexByte(buf, '\n') + 1
+	if first == 0 || plainPrefix(buf[:first]) == 0 {
 		return 0
 	}
+	block := buf[:bytes.LastIndexByte(buf, '\n')+1]
+	block = block[:plainPrefix(block)]
+	// No more lines than the batch has room for.
+	end := 0
+	for n := b.Len; n < b.Cap && end < len(block); n++ {
+		end += bytes.IndexByte(block[end:], '\n') + 1
+	}
+	block = block[:end]
 
 	s := string(block) // the values' bytes, one allocation for the block
 	cols, maxField, maxLine := len(r.header), r.opts.MaxFieldBytes, r.opts.MaxRecordBytes
@@ -154,20 +159,26 @@ scan:
 			bit := bits.TrailingZeros64(seps)
 			seps &= seps - 1
 			i := base + bit/8
-			if col == cols || i-fieldStart > maxField {
+			atEOL := eol&(0x80<<(bit&^7)) != 0
+			crlf := atEOL && i > lineStart && block[i-1] == '\r'
+			fieldEnd := i
+			if crlf {
+				fieldEnd-- // the line's carriage return is not the value's
+			}
+			if col == cols || fieldEnd-fieldStart > maxField {
 				break scan // too many fields, or a long one: Next says which
 			}
-			b.values[col*b.stride+row] = s[fieldStart:i]
-			b.null[col*b.stride+row] = i == fieldStart
+			b.values[col*b.stride+row] = s[fieldStart:fieldEnd]
+			b.null[col*b.stride+row] = fieldEnd == fieldStart
 			col++
 			fieldStart = i + 1
-			if eol&(0x80<<(bit&^7)) == 0 {
+			if !atEOL {
 				continue
 			}
 			switch {
-			case i-lineStart > maxLine:
+			case fieldEnd-lineStart > maxLine:
 				break scan
-			case i == lineStart && cols > 1:
+			case fieldEnd == lineStart && cols > 1:
 				// A blank line: skipped, and not written.
 				b.text = append(b.text, block[textStart:lineStart]...)
 				textStart = i + 1
@@ -175,6 +186,11 @@ scan:
 				break scan // too few fields: Next says so
 			default:
 				row++
+				if crlf {
+					// The canonical line ends with a line feed alone.
+					b.text = append(append(b.text, block[textStart:i-1]...), '\n')
+					textStart = i + 1
+				}
 			}
 			col, lineStart = 0, i+1
 			lines++
@@ -203,13 +219,23 @@ func zeroBytes(x uint64) uint64 {
 }
 
 // plainPrefix is the length of the whole lines at the start of block (which
-// ends with a line feed) that have no quote, carriage return or NUL byte,
-// and are valid UTF-8.
+// ends with a line feed) that have no quote, NUL byte or carriage return
+// (but the one of a "\r\n" line end), and are valid UTF-8.
 func plainPrefix(block []byte) int {
 	n := len(block)
-	for _, c := range []byte{'"', '\r', 0} {
+	for _, c := range []byte{'"', 0} {
 		if i := bytes.IndexByte(block[:n], c); i >= 0 {
 			n = i
+		}
+	}
+	for i := 0; i < n; i += 2 {
+		j := bytes.IndexByte(block[i:n], '\r')
+		if j < 0 {
+			break
+		}
+		if i += j; block[i+1] != '\n' { // block ends with a line feed: i+1 is in it
+			n = i
+			break
 		}
 	}
 	if !utf8.Valid(block[:n]) {
