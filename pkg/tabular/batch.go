@@ -7,10 +7,17 @@ import (
 	"io"
 	"math/bits"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Batch is a run of consecutive records held column by column, as
 // ReadBatch fills it: for a caller that works on a column at a time.
+//
+// Its values are valid until the batch is read into again: ReadBatch
+// reuses the memory that holds them (so that reading allocates nothing
+// once the batch has grown to its work, which spares the garbage collector
+// a file's worth of strings). A caller that keeps a value copies it
+// (strings.Clone).
 type Batch struct {
 	// Len records are held, at most Cap.
 	Len, Cap int
@@ -24,7 +31,10 @@ type Batch struct {
 	stride int
 	// text is the records as CSVWriter writes them (canonical CSV lines),
 	// for WriteBatch.
-	text    []byte
+	text []byte
+	// arena holds the bytes of the values of the lines read a block at a
+	// time; reused from one read to the next.
+	arena   []byte
 	columns int
 }
 
@@ -43,7 +53,7 @@ func NewBatch(columns, capacity int) *Batch {
 }
 
 // Column returns column j's values and null flags, one per record held. The
-// strings stay valid when the batch is read into again.
+// strings are valid until the batch is read into again.
 func (b *Batch) Column(j int) ([]string, []bool) {
 	return b.values[j*b.stride : j*b.stride+b.Len], b.null[j*b.stride : j*b.stride+b.Len]
 }
@@ -52,7 +62,23 @@ func (b *Batch) Column(j int) ([]string, []bool) {
 func (b *Batch) Row(i int) int64 { return b.FirstRow + int64(i) }
 
 func (b *Batch) reset() {
-	b.Len, b.FirstRow, b.text = 0, 0, b.text[:0]
+	b.Len, b.FirstRow, b.text, b.arena = 0, 0, b.text[:0], b.arena[:0]
+}
+
+// keep copies block into the arena and returns it as a string: its bytes
+// are not written again until the batch is reset. When the arena is full,
+// a larger one takes over; the strings in the old one keep it alive until
+// they go.
+func (b *Batch) keep(block []byte) string {
+	if len(block) == 0 {
+		return ""
+	}
+	if cap(b.arena)-len(b.arena) < len(block) {
+		b.arena = make([]byte, 0, max(2*cap(b.arena), len(block), 64<<10))
+	}
+	start := len(b.arena)
+	b.arena = append(b.arena, block...)
+	return unsafe.String(&b.arena[start], len(block))
 }
 
 // Add appends a record as a Reader returned it, the row after the last one
@@ -82,10 +108,10 @@ func (b *Batch) Add(rec Record) {
 // header.
 //
 // A CSV reader fills the batch from its read buffer a block of lines at a
-// time: a line without quotes, carriage returns or anything else the
-// record-by-record path must look at is split in one pass over the block,
-// its values slices of one string for the whole block. Other lines, and
-// other formats, go through Next.
+// time: a line without quotes, carriage returns (but a line end's) or
+// anything else the record-by-record path must look at is split in one
+// pass over the block, its values slices of the block's bytes copied into
+// the batch's memory. Other lines, and other formats, go through Next.
 func ReadBatch(r Reader, b *Batch) error {
 	if len(r.Header()) != b.columns {
 		return errors.New("read batch: the batch is not as wide as the reader's records")
@@ -136,7 +162,7 @@ func (r *csvReader) readPlain(b *Batch) int {
 	}
 	block = block[:end]
 
-	s := string(block) // the values' bytes, one allocation for the block
+	s := b.keep(block) // the values' bytes, in the batch's reused memory
 	cols, maxField, maxLine := len(r.header), r.opts.MaxFieldBytes, r.opts.MaxRecordBytes
 	row, col := b.Len, 0
 	fieldStart, lineStart, textStart, lines := 0, 0, 0, 0

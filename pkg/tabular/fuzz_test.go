@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -143,7 +144,8 @@ func checkBatches(t *testing.T, data []byte, f Format, header []string, records 
 				rec := Record{Row: b.Row(i)}
 				for j := range r.Header() {
 					values, null := b.Column(j)
-					rec.Values, rec.Null = append(rec.Values, values[i]), append(rec.Null, null[i])
+					// A copy: the batch's values are valid until it is read into again.
+					rec.Values, rec.Null = append(rec.Values, strings.Clone(values[i])), append(rec.Null, null[i])
 				}
 				got = append(got, rec)
 			}

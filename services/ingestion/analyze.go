@@ -2,7 +2,9 @@ package ingestion
 
 import (
 	"cmp"
+	"errors"
 	"hash/maphash"
+	"io"
 	"runtime"
 	"slices"
 	"sync"
@@ -182,6 +184,48 @@ func (cs *checks) start(recycle func(*batch)) (send func(*batch), finish func())
 	}
 	return send, finish
 }
+
+// run reads the records of reader a batch at a time, writes them to out,
+// and has the workers check them. Batches the workers are done with are
+// read into again: a batch's values are valid until then, and the checks
+// copy what they keep. A failure to write is a *writeError.
+func (cs *checks) run(reader tabular.Reader, out *tabular.CSVWriter) (rows int64, err error) {
+	free := make(chan *batch, feedBatches+8)
+	send, finish := cs.start(func(b *batch) {
+		if b.readers.Add(-1) == 0 {
+			select {
+			case free <- b:
+			default: // enough spare batches: let this one go
+			}
+		}
+	})
+	defer finish()
+	for {
+		var cur *batch
+		select {
+		case cur = <-free:
+		default:
+			cur = newBatch(len(cs.header))
+		}
+		err := tabular.ReadBatch(reader, cur.Batch)
+		if errors.Is(err, io.EOF) {
+			return rows, nil
+		}
+		if err != nil {
+			return rows, err
+		}
+		rows += int64(cur.Len)
+		if err := out.WriteBatch(cur.Batch); err != nil {
+			return rows, &writeError{err}
+		}
+		send(cur)
+	}
+}
+
+// writeError is a failure to write the records out, not bad input.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
 
 // work is worker w's loop: its columns of every batch, and for worker 0 the
 // rows' k-anonymity and count. Every rebalanceEvery batches the workers

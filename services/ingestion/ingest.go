@@ -125,44 +125,14 @@ func (s *Service) analyze(up Upload, r rules, expected tabular.Schema, spool io.
 		return nil, err
 	}
 
-	// The parser and spool writer run here; the checks on workers, each fed
-	// every batch of records and checking its share of the columns.
-	free := make(chan *batch, feedBatches+8)
-	send, finish := cs.start(func(b *batch) {
-		if b.readers.Add(-1) == 0 {
-			select {
-			case free <- b:
-			default: // enough spare batches: let this one go
-			}
-		}
-	})
 	out := tabular.NewCSVWriter(spool, header)
-	var rows int64
-	parseErr := func() error {
-		defer finish()
-		for {
-			var cur *batch
-			select {
-			case cur = <-free:
-			default:
-				cur = newBatch(len(header))
-			}
-			err := tabular.ReadBatch(reader, cur.Batch)
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return s.uploadError(err, counted)
-			}
-			rows += int64(cur.Len)
-			if err := out.WriteBatch(cur.Batch); err != nil {
-				return fmt.Errorf("spool: %w", err)
-			}
-			send(cur)
-		}
-	}()
-	if parseErr != nil {
-		return nil, parseErr
+	rows, err := cs.run(reader, out)
+	var we *writeError
+	switch {
+	case errors.As(err, &we):
+		return nil, fmt.Errorf("spool: %w", we.err)
+	case err != nil:
+		return nil, s.uploadError(err, counted)
 	}
 	if err := out.Flush(); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
