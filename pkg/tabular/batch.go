@@ -121,9 +121,16 @@ func ReadBatch(r Reader, b *Batch) error {
 	}
 	b.reset()
 	cr, _ := r.(*csvReader)
+	// After two lines in a row that need Next, the rest of the batch goes
+	// through Next: a file of quoted lines does not pay for looking.
+	misses := 0
 	for b.Len < b.Cap {
-		if cr != nil && cr.readPlain(b) > 0 {
-			continue
+		if cr != nil && misses < 2 {
+			if cr.readPlain(b) > 0 {
+				misses = 0
+				continue
+			}
+			misses++
 		}
 		rec, err := r.Next()
 		if err == io.EOF {
