@@ -18,8 +18,19 @@ type Moments struct {
 
 // Add counts x.
 func (m *Moments) Add(x float64) {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
+	if !m.counted(x) {
 		return
+	}
+	d := x - m.mean
+	m.mean += d / float64(m.n)
+	m.m2 += d * (x - m.mean)
+}
+
+// counted reports whether x is finite (else it is not counted), and counts
+// it in the count, minimum and maximum.
+func (m *Moments) counted(x float64) bool {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return false
 	}
 	if m.n == 0 {
 		m.minVal, m.maxVal = x, x
@@ -29,9 +40,7 @@ func (m *Moments) Add(x float64) {
 		m.maxVal = x
 	}
 	m.n++
-	d := x - m.mean
-	m.mean += d / float64(m.n)
-	m.m2 += d * (x - m.mean)
+	return true
 }
 
 // AddAll counts the values of xs, as Add of each would up to rounding:
@@ -42,18 +51,9 @@ func (m *Moments) AddAll(xs []float64) {
 	var o Moments
 	sum := 0.0
 	for _, x := range xs {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			continue
+		if o.counted(x) {
+			sum += x
 		}
-		if o.n == 0 {
-			o.minVal, o.maxVal = x, x
-		} else if x < o.minVal {
-			o.minVal = x
-		} else if x > o.maxVal {
-			o.maxVal = x
-		}
-		o.n++
-		sum += x
 	}
 	if o.n == 0 {
 		return

@@ -369,13 +369,19 @@ func (cs *checks) observe(c *columnState, b *batch) {
 	if len(c.raw) > 0 {
 		c.infer.ObserveValues(0, c.raw)
 		c.prof.ObserveValues(0, c.raw)
-		clear(c.raw) // the batch's strings are not kept alive
+		clear(c.raw) // no reference into the batch's memory outlives it
 		c.raw = c.raw[:0]
 	}
 }
 
-// count is how many times entry k was seen.
-func (c *columnState) count(k int) int64 { return int64(c.tally[k] >> 1) }
+// replay gives observe (an inferrer's or a profiler's ObserveN) each
+// remembered value, as a one-value row, with how many times it was seen.
+func (c *columnState) replay(observe func(values []string, null []bool, n int64)) {
+	for k, v := range c.dict.values {
+		c.row[0] = v
+		observe(c.row, nil, int64(c.tally[k]>>1))
+	}
+}
 
 func boolBit(b bool) uint64 {
 	if b {
@@ -395,19 +401,13 @@ func (cs *checks) goRaw(c *columnState) {
 	}
 	c.kind = profileKinds([]string{c.name}, schema)[0]
 	c.prof = profile.NewProfiler([]profile.ColumnSpec{{Name: c.name, Kind: c.kind}})
-	for k, v := range c.dict.values {
-		c.row[0] = v
-		c.prof.ObserveN(c.row, nil, c.count(k))
-	}
+	c.replay(c.prof.ObserveN)
 	c.dict, c.entries, c.tally = nil, nil, nil
 }
 
 // flushInferrer gives the inferrer each remembered value, with its count.
 func (cs *checks) flushInferrer(c *columnState) {
-	for k, v := range c.dict.values {
-		c.row[0] = v
-		c.infer.ObserveN(c.row, nil, c.count(k))
-	}
+	c.replay(c.infer.ObserveN)
 }
 
 // inferred is the schema of the data; call it once, after the last batch
@@ -445,10 +445,7 @@ func (cs *checks) profile(final tabular.Schema, rows int64) *profile.Profile {
 		p := c.prof
 		if p == nil {
 			p = profile.NewProfiler([]profile.ColumnSpec{{Name: c.name, Kind: kinds[i]}})
-			for k, v := range c.dict.values {
-				c.row[0] = v
-				p.ObserveN(c.row, nil, c.count(k))
-			}
+			c.replay(p.ObserveN)
 		} else if c.kind != kinds[i] {
 			return nil
 		}

@@ -20,9 +20,7 @@ import (
 
 // benchCSV writes (once per run) a CSV of rows x 20 mixed columns: ints,
 // floats, categories, booleans, timestamps and free text.
-func benchCSV(b *testing.B, rows int) string { return benchCSVPath(b, rows) }
-
-func benchCSVPath(b testing.TB, rows int) string {
+func benchCSV(b *testing.B, rows int) string {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), fmt.Sprintf("bench-%d.csv", rows))
 	f, err := os.Create(path)
